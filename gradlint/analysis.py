@@ -1,0 +1,177 @@
+"""Structural facts about a captured graph that several rules share.
+
+* depth: weight layers (embeddings excepted) on the longest input-to-output path;
+* the shortest such path: a residual network's skip path makes it short;
+* skip connections: an add/concat merging a tensor with something computed from it;
+* runs: the longest stretch of nodes matching a predicate with no reset (a normalization, say)
+  in between, where merges take the *easiest* input (``min``) or the *worst* one (``max``).
+
+Pure Python on the IR; one pass each, linear in the graph size (ancestor sets are bitsets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+from . import graph as g
+from .graph import LayerGraph, Node
+
+
+def is_depth_layer(n: Node) -> bool:
+    """Weight layers that add depth: embeddings are lookups at the input, not a layer to pass."""
+    return n.is_weight_layer and n.kind != g.EMBEDDING
+
+
+def is_float(n: Node) -> bool:
+    return bool(n.attrs.get("float", True))
+
+
+@dataclass
+class Run:
+    length: int
+    nodes: list[int]  # the matching nodes along the run, input side first
+
+
+@dataclass
+class Structure:
+    graph: LayerGraph
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # -- reachability -----------------------------------------------------------------------
+    @cached_property
+    def from_input(self) -> list[bool]:
+        """Nodes that depend on a model input through differentiable (float) values."""
+        reach = [False] * len(self.graph)
+        for n in self.graph:
+            if n.kind == g.INPUT:
+                reach[n.id] = True
+            else:
+                reach[n.id] = any(reach[i] for i in n.inputs)
+        return reach
+
+    @cached_property
+    def ancestors(self) -> list[int]:
+        anc = [0] * len(self.graph)
+        for n in self.graph:
+            a = 0
+            for i in n.inputs:
+                a |= anc[i] | (1 << i)
+            anc[n.id] = a
+        return anc
+
+    @cached_property
+    def skip_merges(self) -> set[int]:
+        """Adds/concats where one input is computed from another: residual and dense skips."""
+        anc = self.ancestors
+        out = set()
+        for n in self.graph:
+            if n.kind not in (g.ADD, g.CONCAT):
+                continue
+            ins = [i for i in dict.fromkeys(n.inputs) if is_float(self.graph[i])]
+            if any(a != b and (anc[b] >> a) & 1 for a in ins for b in ins):
+                out.add(n.id)
+        return out
+
+    # -- depth ------------------------------------------------------------------------------
+    def _path_dp(self, better: Callable[[int, int], bool]) -> tuple[list[int | None], list[int | None]]:
+        val: list[int | None] = [None] * len(self.graph)
+        back: list[int | None] = [None] * len(self.graph)
+        for n in self.graph:
+            if n.kind == g.INPUT:
+                val[n.id] = 0
+                continue
+            best = None
+            for i in n.inputs:
+                v = val[i]
+                if v is None or not is_float(self.graph[i]) and self.graph[i].kind != g.INPUT:
+                    continue
+                if best is None or better(v, val[best]):
+                    best = i
+            if best is None:
+                continue
+            back[n.id] = best
+            val[n.id] = val[best] + (1 if is_depth_layer(n) else 0)
+        return val, back
+
+    @cached_property
+    def _longest(self):
+        return self._path_dp(lambda a, b: a > b)
+
+    @cached_property
+    def _shortest(self):
+        return self._path_dp(lambda a, b: a < b)
+
+    def _trace(self, back: list[int | None], end: int) -> list[int]:
+        path = []
+        cur: int | None = end
+        while cur is not None:
+            path.append(cur)
+            cur = back[cur]
+        return path[::-1]
+
+    @cached_property
+    def outputs(self) -> list[int]:
+        return [n.id for n in self.graph.outputs]
+
+    @cached_property
+    def depth(self) -> int:
+        """Weight layers on the longest input-to-output path."""
+        vals = [self._longest[0][o] for o in self.outputs if self._longest[0][o] is not None]
+        return max(vals, default=0)
+
+    @cached_property
+    def longest_path(self) -> list[int]:
+        val, back = self._longest
+        ends = [o for o in self.outputs if val[o] is not None]
+        if not ends:
+            return []
+        return self._trace(back, max(ends, key=lambda o: val[o]))
+
+    @cached_property
+    def shortest_depth(self) -> int:
+        """Weight layers on the shortest path to the output that needs the most (max over outputs)."""
+        vals = [self._shortest[0][o] for o in self.outputs if self._shortest[0][o] is not None]
+        return max(vals, default=0)
+
+    @cached_property
+    def norm_on_longest_path(self) -> bool:
+        return any(self.graph[i].kind == g.NORM for i in self.longest_path)
+
+    # -- runs -------------------------------------------------------------------------------
+    def run(self, counts: Callable[[Node], bool], resets: Callable[[Node], bool], merge: str = "min") -> Run:
+        """The longest stretch of ``counts`` nodes with no ``resets`` node in between.
+
+        ``merge="min"``: at a merge the run continues from the input with the shorter run (the
+        gradient takes the easy way: a skip connection breaks the run). ``"max"``: from the longer.
+        """
+        pick = min if merge == "min" else max
+        val = [0] * len(self.graph)
+        back: list[int | None] = [None] * len(self.graph)
+        for n in self.graph:
+            ins = [i for i in n.inputs if is_float(self.graph[i]) or self.graph[i].kind == g.INPUT]
+            if resets(n):
+                val[n.id] = 0
+                continue
+            prev = pick(ins, key=lambda i: val[i]) if ins else None
+            back[n.id] = prev
+            val[n.id] = (val[prev] if prev is not None else 0) + (1 if counts(n) else 0)
+        end = max(range(len(self.graph)), key=lambda i: val[i], default=None)
+        if end is None or val[end] == 0:
+            return Run(0, [])
+        members = []
+        cur: int | None = end
+        while cur is not None and val[cur] > 0:
+            if counts(self.graph[cur]):
+                members.append(cur)
+            cur = back[cur]
+        return Run(val[end], members[::-1])
+
+
+def is_norm(n: Node) -> bool:
+    return n.kind == g.NORM
+
+
+def make_structure(graph: LayerGraph) -> Structure:
+    return Structure(graph)

@@ -1,0 +1,101 @@
+"""Capture: a built model and example inputs in, one ``LayerGraph`` out.
+
+torch.fx symbolic tracing first; ``torch.export`` (non-strict) when fx cannot trace the code;
+forward hooks as the last resort. Each runs on the meta device when the model was built there
+(no memory, no compute), and the hooks capture retries on the materialized model for forward
+code that needs real values (``if x.sum() > 0``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from ..errors import StageError, one_line, user_frame_of
+from ..graph import LayerGraph
+
+METHODS = ("fx", "export", "hooks")
+
+
+@contextlib.contextmanager
+def quiet_torch():
+    """torch.export logs graph dumps and warnings on failure; they are ours to summarize."""
+    import logging
+    import warnings
+
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _run(method: str, model: Any, sites: Any, args: tuple, kwargs: dict) -> LayerGraph:
+    from .inputs import flattening_wrapper
+
+    if method == "fx":
+        from .fx_capture import capture_fx
+
+        return capture_fx(model, sites, args, kwargs)
+    if method == "export":
+        from .export_capture import capture_export
+
+        return capture_export(model, sites, args, kwargs, wrapper=flattening_wrapper(model), prefix="m.")
+    from .hook_capture import capture_hooks
+
+    return capture_hooks(model, sites, args, kwargs)
+
+
+def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[str, ...] = METHODS) -> LayerGraph:
+    """``example``: inputs on the capture device (meta when ``built.meta_model`` exists).
+    ``real_example``: a thunk giving CPU inputs, for the hooks retry on a materialized model."""
+    import torch
+
+    from ..load import user_stdout_to_stderr
+    from .inputs import forward_kwargs
+
+    attempts: list[tuple[str, Any, BaseException]] = []
+    plans = []
+    if built.meta_model is not None:
+        plans += [(m, built.meta_model, "meta", example) for m in methods]
+        if built.materialized and "hooks" in methods:
+            plans.append(("hooks", built.model, "cpu", None))
+    else:
+        plans += [(m, built.model, "cpu", example) for m in methods]
+    for method, model, device, ex in plans:
+        if ex is None:
+            if real_example is None:
+                continue
+            try:
+                ex = real_example()
+            except BaseException as e:  # noqa: BLE001
+                attempts.append((method + "(cpu)", None, e))
+                continue
+        kwargs = forward_kwargs(model, ex)
+        try:
+            with torch.device(device), user_stdout_to_stderr(), quiet_torch():
+                model.train()
+                graph = _run(method, model, built.sites, ex.args, kwargs)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # noqa: BLE001 - user forward code can raise anything
+            attempts.append((method if device == "meta" or built.meta_model is None else f"{method} on {device}", model, e))
+            continue
+        if attempts:
+            graph.notes.append("captured by " + method + " after " + ", ".join(
+                f"{m} failed ({type(e).__name__})" for m, _, e in attempts))
+        graph.capture = method
+        graph.input_source = ex.source
+        return graph
+    # Every method failed: report the forward's own error (hooks ran the real code) with its line.
+    primary = next((e for m, _, e in reversed(attempts) if m.startswith("hooks")), attempts[-1][2] if attempts else None)
+    if primary is None:
+        raise StageError("capture", "no capture method could run")
+    detail = "; ".join(f"{m}: {one_line(e, 120)}" for m, _, e in attempts if e is not primary)
+    msg = one_line(primary)
+    raise StageError("capture", msg + (f" (also tried {detail})" if detail else ""), user_frame_of(primary),
+                     "make forward() run on the example inputs, or define example_inputs() in the file")

@@ -1,0 +1,208 @@
+"""Shared by every capture method: turns calls (module calls, functions, aten ops) into IR nodes.
+
+Each capture method walks its own representation and calls ``module_call`` / ``function_call``
+with its values already resolved to ``Ref``s: a graph node, a parameter, or a constant. The rules
+for what becomes a node live here once:
+
+* a leaf module call is one node, located where the user constructed the module;
+* data movement (view, permute, getitem, ...) on one graph tensor is an alias, not a node: the
+  total gradient norm passes through unchanged;
+* calls that only read parameters (``self.weight.t()``) stay "parameter-derived", so that
+  ``x @ self.weight.t()`` is recognised as a linear layer owned by the parameter's module;
+* calls on constants only, and integer/bool results (masks, positions), are constants;
+* a matmul that reads a 2-D-or-more parameter is a linear layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .. import graph as g
+from ..graph import LayerGraph, Location
+from .kinds import Classified, classify_call
+
+# Parameter names that make a module a "weight layer" (JSON contract).
+_WEIGHT_NAME_PREFIXES = ("weight", "in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
+
+
+def is_weight_param_name(local_name: str) -> bool:
+    return local_name.startswith(_WEIGHT_NAME_PREFIXES)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """What a value in the captured program is, from the IR's point of view."""
+
+    node: int | None = None  # produced by this IR node
+    param: str | None = None  # a parameter (or a view of one): its canonical qualified name
+
+    @property
+    def is_const(self) -> bool:
+        return self.node is None and self.param is None
+
+
+CONST = Ref()
+
+
+def shape_of(value: Any) -> tuple[int, ...] | None:
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return None
+    try:
+        return tuple(int(s) for s in shape)
+    except (TypeError, ValueError):  # symbolic sizes
+        return None
+
+
+def is_float(value: Any) -> bool:
+    dtype = getattr(value, "dtype", None)
+    return bool(getattr(dtype, "is_floating_point", False) or getattr(dtype, "is_complex", False))
+
+
+class IRBuilder:
+    def __init__(self, model: Any, sites: Any, capture: str, strip_prefix: str = "") -> None:
+        self.graph = LayerGraph(capture=capture)
+        self.model = model
+        self.sites = sites
+        self.strip_prefix = strip_prefix
+        self.modules = dict(model.named_modules())
+        # named_parameters() lists a shared parameter once: its first name is the canonical one.
+        self.params = dict(model.named_parameters())
+        self.param_by_id = {id(p): name for name, p in self.params.items()}
+        self.module_by_id = {id(m): name for name, m in self.modules.items()}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def qualname(self, name: str) -> str:
+        if self.strip_prefix and name.startswith(self.strip_prefix):
+            return name[len(self.strip_prefix):]
+        return name
+
+    def canonical_param(self, qualname: str) -> str | None:
+        qualname = self.qualname(qualname)
+        p = self.params.get(qualname)
+        if p is None:
+            # a tied parameter under its second name: named_parameters(remove_duplicate=False)
+            owner, _, local = qualname.rpartition(".")
+            mod = self.modules.get(owner)
+            t = getattr(mod, local, None) if mod is not None else None
+            return self.param_by_id.get(id(t)) if t is not None else None
+        return qualname
+
+    def param_dim(self, qualname: str) -> int:
+        p = self.params.get(qualname)
+        return p.dim() if p is not None else 0
+
+    def site(self, module_name: str) -> Location | None:
+        return self.sites.get(module_name)
+
+    def add_input(self, name: str, value: Any) -> int:
+        node = self.graph.add(g.INPUT, name, out_shape=shape_of(value),
+                              attrs={"float": is_float(value), "name": name})
+        return node.id
+
+    def add_output(self, refs: Iterable[Ref]) -> int:
+        ids = []
+        for r in refs:
+            if r.node is not None and r.node not in ids:
+                ids.append(r.node)
+        node = self.graph.add(g.OUTPUT, "output", ids,
+                              in_shapes=[self.graph[i].out_shape for i in ids])
+        return node.id
+
+    # -- calls -----------------------------------------------------------------------------
+    def module_call(self, module_name: str, module: Any, cls: Classified, inputs: list[Ref],
+                    in_values: list[Any], out_value: Any) -> Ref:
+        module_name = self.qualname(module_name)
+        params: dict[str, str] = {}
+        weights: list[str] = []
+        for local, p in module.named_parameters():
+            canon = self.param_by_id.get(id(p))
+            if canon is None:
+                continue
+            params[local] = canon
+            if p.dim() >= 2 and (is_weight_param_name(local.rpartition(".")[2]) or cls.kind == g.ATTENTION):
+                weights.append(canon)
+        attrs = dict(cls.attrs)
+        attrs["float"] = is_float(out_value) or out_value is None
+        if cls.kind in g.WEIGHT_KINDS:
+            attrs["has_weight"] = bool(weights) and module_name != ""
+            attrs["weights"] = weights
+        node_inputs = [r.node for r in inputs if r.node is not None]
+        node = self.graph.add(
+            cls.kind, cls.op, node_inputs, module=module_name, module_type=type(module).__name__,
+            location=self.site(module_name), out_shape=shape_of(out_value),
+            in_shapes=[shape_of(v) for v, r in zip(in_values, inputs) if r.node is not None],
+            attrs=attrs, params=params,
+        )
+        return Ref(node=node.id)
+
+    def function_call(self, name: str, args: tuple, kwargs: dict, inputs: list[Ref], in_values: list[Any],
+                      out_value: Any, location: Location | None) -> Ref:
+        """``inputs``/``in_values``: the tensor arguments in order, resolved and as values."""
+        cls = classify_call(name, args, kwargs)
+        node_refs = [(r, v) for r, v in zip(inputs, in_values) if r.node is not None]
+        param_refs = [r.param for r in inputs if r.param is not None]
+        if not node_refs:
+            if param_refs and cls.kind in (g.RESHAPE, g.OTHER, g.MUL):
+                return Ref(param=param_refs[0])  # e.g. self.weight.t(), weight * scale
+            return CONST
+        if out_value is not None and not is_float(out_value) and cls.kind != g.RESHAPE:
+            return CONST  # masks, positions, argmax: no gradient flows through them
+        if cls.kind == g.RESHAPE and cls.op not in ("pad",):
+            floats = [r for r, v in node_refs if is_float(v)]
+            if len(floats) == 1:
+                return floats[0]
+            if not floats and len(node_refs) == 1:
+                return node_refs[0][0]
+
+        kind, op, attrs = cls.kind, cls.op, dict(cls.attrs)
+        params: dict[str, str] = {}
+        owner = None
+        weights = [p for p in param_refs if self.param_dim(p) >= 2]
+        if kind == g.MATMUL and weights:
+            kind, op = g.LINEAR, "linear"
+        for i, p in enumerate(param_refs):
+            role = "weight" if p in weights and kind in g.WEIGHT_KINDS else ("bias" if kind in g.WEIGHT_KINDS else "scale")
+            if kind == g.ADD:
+                role = "bias"
+            params[role if role not in params else f"{role}{i}"] = p
+        if weights and kind in g.WEIGHT_KINDS:
+            owner = weights[0].rpartition(".")[0]
+        if kind in g.WEIGHT_KINDS:
+            attrs["has_weight"] = bool(weights) and bool(owner)
+            attrs["weights"] = weights
+        attrs["float"] = is_float(out_value) or out_value is None
+        attrs["function"] = name
+        node = self.graph.add(
+            kind, op, [r.node for r, _ in node_refs],
+            module=owner, module_type=type(self.modules[owner]).__name__ if owner in self.modules else None,
+            location=location, out_shape=shape_of(out_value),
+            in_shapes=[shape_of(v) for _, v in node_refs], attrs=attrs, params=params,
+        )
+        return Ref(node=node.id)
+
+    def finish(self) -> LayerGraph:
+        return self.graph
+
+
+def has_tensor(value: Any) -> bool:
+    """Does a call's result hold a tensor (directly or in a tuple/list/dict)?"""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(has_tensor(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_tensor(v) for v in value.values())
+    return False
+
+
+def fx_nodes_in(arg: Any) -> list[Any]:
+    """The fx Nodes inside (possibly nested) call arguments, in order."""
+    import torch.fx as fx
+
+    found: list[Any] = []
+    fx.node.map_arg(arg, lambda n: found.append(n) or n)
+    return found

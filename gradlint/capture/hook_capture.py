@@ -1,0 +1,113 @@
+"""Capture by running the forward with hooks: the last resort, and the most forgiving.
+
+Global module forward hooks mark leaf-module calls; a ``TorchFunctionMode`` sees every torch
+function and tensor method called outside them. Tensors are followed by identity. Anything the
+forward can do on real (or meta) tensors — data-dependent branches included — is captured, for
+the one path the example inputs take.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .builder import CONST, IRBuilder, Ref, has_tensor
+from .kinds import NON_TENSOR, STOP_GRADIENT, call_name, classify_module
+
+
+def _tensors_in(obj: Any, out: list) -> list:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, (tuple, list)):
+        for o in obj:
+            _tensors_in(o, out)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            _tensors_in(o, out)
+    elif hasattr(obj, "to_tuple") and callable(obj.to_tuple):  # transformers ModelOutput
+        _tensors_in(obj.to_tuple(), out)
+    return out
+
+
+def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
+    import torch
+    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+    from torch.overrides import TorchFunctionMode
+
+    from ..provenance import user_location
+
+    b = IRBuilder(model, sites, "hooks")
+    refs: dict[int, Ref] = {}
+    keep: list[Any] = []  # keep tensors alive so ids are never reused during the capture
+    names = {id(m): n for n, m in model.named_modules()}
+    state = {"leaf": None, "depth": 0, "inputs": None}
+
+    def ref_of(t: Any) -> Ref:
+        r = refs.get(id(t))
+        if r is not None:
+            return r
+        canon = b.param_by_id.get(id(t))
+        return Ref(param=canon) if canon else CONST
+
+    def bind(value: Any, ref: Ref) -> None:
+        for t in _tensors_in(value, []):
+            refs[id(t)] = ref
+            keep.append(t)
+
+    def pre_hook(module: Any, inputs: Any) -> None:
+        if state["leaf"] is not None:
+            if module is state["leaf"]:
+                state["depth"] += 1
+            return
+        name = names.get(id(module))
+        if name is None or classify_module(module) is None:
+            return
+        state["leaf"], state["depth"] = module, 1
+        state["inputs"] = _tensors_in(inputs, [])
+
+    def post_hook(module: Any, inputs: Any, output: Any) -> None:
+        if state["leaf"] is not module:
+            return
+        state["depth"] -= 1
+        if state["depth"] > 0:
+            return
+        tensors = state["inputs"]
+        state["leaf"], state["inputs"] = None, None
+        in_refs = [ref_of(t) for t in tensors]
+        outs = _tensors_in(output, [])
+        ref = b.module_call(names[id(module)], module, classify_module(module), in_refs, tensors,
+                            outs[0] if outs else None)
+        bind(output, ref)
+
+    class Recorder(TorchFunctionMode):
+        def __torch_function__(self, func, types, fargs=(), fkwargs=None):
+            fkwargs = fkwargs or {}
+            out = func(*fargs, **fkwargs)
+            if state["leaf"] is not None:
+                return out
+            name = call_name(func)
+            if name in NON_TENSOR or name in STOP_GRADIENT or not has_tensor(out):
+                return out
+            tensors = _tensors_in((fargs, fkwargs), [])
+            in_refs = [ref_of(t) for t in tensors]
+            if all(r.is_const for r in in_refs):
+                return out
+            outs = _tensors_in(out, [])
+            ref = b.function_call(name, tuple(fargs), fkwargs, in_refs, tensors, outs[0] if outs else None,
+                                  user_location(sys._getframe(1)))
+            bind(out, ref)
+            return out
+
+    for i, t in enumerate(_tensors_in((args, kwargs), [])):
+        bind(t, Ref(node=b.add_input(f"input_{i}", t)))
+    handles = [register_module_forward_pre_hook(pre_hook), register_module_forward_hook(post_hook)]
+    try:
+        with Recorder(), torch.no_grad():
+            output = model(*args, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    b.add_output([ref_of(t) for t in _tensors_in(output, [])])
+    return b.finish()

@@ -1,0 +1,309 @@
+"""Classification: what kind of IR node is this module, this torch function, this aten op?
+
+One table serves every capture method. Modules are matched by type (torch.nn) and, for library
+modules we have never seen (Hugging Face's ``NewGELUActivation``, timm's ``LayerNorm2d``), by the
+class name when the module has no children — so GPT-2's tanh-approximated GELU is a GELU, not a
+tanh, and a Llama ``RMSNorm`` is a norm rather than a pile of arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .. import graph as g
+
+# Saturating activations: derivative bounded well below 1 or zero over most of the line.
+SATURATING = frozenset({"sigmoid", "tanh", "hardsigmoid", "hardtanh", "softsign", "logsigmoid"})
+
+# Activations the estimator knows; anything else is an "other" op.
+ACTIVATIONS = frozenset({
+    "identity", "relu", "leaky_relu", "prelu", "relu6", "elu", "celu", "selu", "gelu", "silu",
+    "mish", "hardswish", "hardsigmoid", "hardtanh", "sigmoid", "tanh", "softplus", "softsign",
+    "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "glu", "relu_squared", "threshold",
+})
+
+
+@dataclass
+class Classified:
+    kind: str
+    op: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def _attrs(module: Any, *names: str) -> dict[str, Any]:
+    out = {}
+    for n in names:
+        v = getattr(module, n, None)
+        if isinstance(v, (int, float, bool, str, tuple, list)) or v is None:
+            out[n] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def _module_table() -> list[tuple[type, Callable[[Any], Classified]]]:
+    import torch.nn as nn
+
+    conv_fields = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
+    rnn_fields = ("mode", "input_size", "hidden_size", "num_layers", "bidirectional", "batch_first", "nonlinearity", "proj_size")
+    norm_fields = ("num_features", "eps", "momentum", "affine", "track_running_stats", "normalized_shape",
+                   "num_groups", "num_channels", "elementwise_affine")
+
+    def act(op: str, **fixed: Any) -> Callable[[Any], Classified]:
+        def f(m: Any) -> Classified:
+            a = dict(fixed)
+            for src, dst in (("negative_slope", "slope"), ("alpha", "alpha"), ("approximate", "approximate"),
+                             ("min_val", "min_val"), ("max_val", "max_val"), ("beta", "beta"),
+                             ("threshold", "threshold"), ("lower", "lower"), ("upper", "upper"), ("dim", "dim")):
+                v = getattr(m, src, None)
+                if isinstance(v, (int, float, str)):
+                    a[dst] = v
+            if op == "prelu":
+                a["num_parameters"] = getattr(m, "num_parameters", 1)
+            return Classified(g.ACTIVATION, op, a)
+        return f
+
+    def norm(op: str) -> Callable[[Any], Classified]:
+        return lambda m: Classified(g.NORM, op, _attrs(m, *norm_fields))
+
+    def pool(op: str) -> Callable[[Any], Classified]:
+        return lambda m: Classified(g.POOL, op, _attrs(m, "kernel_size", "stride", "padding", "output_size", "dilation"))
+
+    def conv_t(m: Any) -> Classified:
+        return Classified(g.CONV_TRANSPOSE, type(m).__name__.lower(), _attrs(m, *conv_fields, "output_padding"))
+
+    table: list[tuple[type, Callable[[Any], Classified]]] = [
+        (nn.Linear, lambda m: Classified(g.LINEAR, "linear", _attrs(m, "in_features", "out_features"))),
+        (nn.Bilinear, lambda m: Classified(g.LINEAR, "bilinear", _attrs(m, "in1_features", "in2_features", "out_features"))),
+        (nn.modules.conv._ConvTransposeNd, conv_t),
+        (nn.modules.conv._ConvNd, lambda m: Classified(g.CONV, type(m).__name__.lower(), _attrs(m, *conv_fields))),
+        (nn.Embedding, lambda m: Classified(g.EMBEDDING, "embedding", _attrs(m, "num_embeddings", "embedding_dim", "padding_idx"))),
+        (nn.EmbeddingBag, lambda m: Classified(g.EMBEDDING, "embedding_bag", _attrs(m, "num_embeddings", "embedding_dim", "mode"))),
+        (nn.RNNBase, lambda m: Classified(g.RECURRENT, m.mode.lower(), _attrs(m, *rnn_fields))),
+        (nn.RNNCellBase, lambda m: Classified(g.RECURRENT, type(m).__name__.lower(), _attrs(m, "input_size", "hidden_size", "nonlinearity"))),
+        (nn.MultiheadAttention, lambda m: Classified(g.ATTENTION, "mha", _attrs(m, "embed_dim", "num_heads", "batch_first", "kdim", "vdim", "dropout"))),
+        (nn.modules.batchnorm._BatchNorm, norm("batch_norm")),
+        (nn.LayerNorm, norm("layer_norm")),
+        (nn.GroupNorm, norm("group_norm")),
+        (nn.modules.instancenorm._InstanceNorm, norm("instance_norm")),
+        (nn.LocalResponseNorm, lambda m: Classified(g.NORM, "local_response_norm", _attrs(m, "size"))),
+        (nn.ReLU, act("relu")), (nn.ReLU6, act("relu6")), (nn.LeakyReLU, act("leaky_relu")),
+        (nn.PReLU, act("prelu")), (nn.RReLU, act("leaky_relu")), (nn.ELU, act("elu")), (nn.CELU, act("celu")),
+        (nn.SELU, act("selu")), (nn.GELU, act("gelu")), (nn.SiLU, act("silu")), (nn.Mish, act("mish")),
+        (nn.Hardswish, act("hardswish")), (nn.Hardsigmoid, act("hardsigmoid")), (nn.Hardtanh, act("hardtanh")),
+        (nn.Sigmoid, act("sigmoid")), (nn.Tanh, act("tanh")), (nn.Softplus, act("softplus")),
+        (nn.Softsign, act("softsign")), (nn.LogSigmoid, act("logsigmoid")), (nn.Tanhshrink, act("tanhshrink")),
+        (nn.Softshrink, act("softshrink")), (nn.Hardshrink, act("hardshrink")), (nn.Threshold, act("threshold")),
+        (nn.GLU, act("glu")), (nn.Identity, act("identity")),
+        (nn.Softmax, lambda m: Classified(g.SOFTMAX, "softmax", _attrs(m, "dim"))),
+        (nn.LogSoftmax, lambda m: Classified(g.SOFTMAX, "log_softmax", _attrs(m, "dim"))),
+        (nn.Softmin, lambda m: Classified(g.SOFTMAX, "softmin", _attrs(m, "dim"))),
+        (nn.modules.dropout._DropoutNd, lambda m: Classified(g.DROPOUT, "dropout", {"p": float(m.p)})),
+        (nn.modules.pooling._AvgPoolNd, pool("avg_pool")),
+        (nn.modules.pooling._MaxPoolNd, pool("max_pool")),
+        (nn.modules.pooling._AdaptiveAvgPoolNd, pool("adaptive_avg_pool")),
+        (nn.modules.pooling._AdaptiveMaxPoolNd, pool("adaptive_max_pool")),
+        (nn.modules.pooling._LPPoolNd, pool("lp_pool")),
+        (nn.Flatten, lambda m: Classified(g.RESHAPE, "flatten")),
+        (nn.Unflatten, lambda m: Classified(g.RESHAPE, "unflatten")),
+        (nn.Upsample, lambda m: Classified(g.RESHAPE, "upsample", _attrs(m, "scale_factor", "mode"))),
+        (nn.PixelShuffle, lambda m: Classified(g.RESHAPE, "pixel_shuffle")),
+        (nn.PixelUnshuffle, lambda m: Classified(g.RESHAPE, "pixel_unshuffle")),
+        (nn.modules.padding._ConstantPadNd, lambda m: Classified(g.RESHAPE, "pad")),
+        (nn.modules.padding._ReflectionPadNd, lambda m: Classified(g.RESHAPE, "pad")),
+        (nn.modules.padding._ReplicationPadNd, lambda m: Classified(g.RESHAPE, "pad")),
+        (nn.ChannelShuffle, lambda m: Classified(g.RESHAPE, "channel_shuffle")),
+    ]
+    rms = getattr(nn, "RMSNorm", None)
+    if rms is not None:
+        table.insert(0, (rms, norm("rms_norm")))
+    return table
+
+
+_TABLE: list | None = None
+
+# Composite torch.nn modules that have children but are analysed as one node.
+_ATOMIC_WITH_CHILDREN = ("MultiheadAttention",)
+
+# Class-name fragments of activations and norms in other libraries, most specific first.
+_NAME_HINTS: tuple[tuple[str, Classified], ...] = tuple(
+    (frag, Classified(kind, op)) for frag, kind, op in (
+        ("rmsnorm", g.NORM, "rms_norm"), ("layernorm", g.NORM, "layer_norm"),
+        ("groupnorm", g.NORM, "group_norm"), ("batchnorm", g.NORM, "batch_norm"),
+        ("gelu", g.ACTIVATION, "gelu"), ("hardswish", g.ACTIVATION, "hardswish"),
+        ("hard_swish", g.ACTIVATION, "hardswish"), ("hardsigmoid", g.ACTIVATION, "hardsigmoid"),
+        ("hard_sigmoid", g.ACTIVATION, "hardsigmoid"), ("hardmish", g.ACTIVATION, "mish"),
+        ("mish", g.ACTIVATION, "mish"), ("silu", g.ACTIVATION, "silu"), ("swish", g.ACTIVATION, "silu"),
+        ("relusquared", g.ACTIVATION, "relu_squared"), ("relu6", g.ACTIVATION, "relu6"),
+        ("leakyrelu", g.ACTIVATION, "leaky_relu"), ("prelu", g.ACTIVATION, "prelu"),
+        ("selu", g.ACTIVATION, "selu"), ("celu", g.ACTIVATION, "celu"), ("elu", g.ACTIVATION, "elu"),
+        ("relu", g.ACTIVATION, "relu"), ("logsigmoid", g.ACTIVATION, "logsigmoid"),
+        ("sigmoid", g.ACTIVATION, "sigmoid"), ("tanh", g.ACTIVATION, "tanh"),
+        ("softplus", g.ACTIVATION, "softplus"), ("softsign", g.ACTIVATION, "softsign"),
+    )
+)
+
+
+def classify_module(module: Any) -> Classified | None:
+    """The node kind of a module analysed as one unit (a *leaf*), or None to look inside it."""
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = _module_table()
+    has_children = next(iter(module.children()), None) is not None
+    for cls, make in _TABLE:
+        if isinstance(module, cls):
+            if has_children and type(module).__name__ not in _ATOMIC_WITH_CHILDREN and not type(module).__module__.startswith("torch.nn"):
+                return None  # e.g. timm's BatchNormAct2d: a BatchNorm subclass with an act inside
+            return make(module)
+    if has_children:
+        return None
+    name = type(module).__name__.lower()
+    params = [p for _, p in module.named_parameters(recurse=False)]
+    for frag, cls_ in _NAME_HINTS:
+        if frag in name:
+            if cls_.kind == g.NORM and any(p.dim() > 1 for p in params):
+                return None
+            if cls_.kind == g.ACTIVATION and params and cls_.op != "prelu":
+                return None
+            attrs = {}
+            if cls_.kind == g.NORM:
+                attrs = _attrs(module, "eps", "normalized_shape", "num_groups")
+                attrs["library_class"] = type(module).__name__
+            return Classified(cls_.kind, cls_.op, attrs)
+    return None
+
+
+# --- functions: fx call_function/call_method targets, __torch_function__ funcs, aten ops -----
+
+def call_name(target: Any) -> str:
+    """A canonical lower-case name: torch.tanh, F.tanh, Tensor.tanh, 'tanh', aten.tanh -> 'tanh'."""
+    if isinstance(target, str):
+        name = target
+    else:
+        name = getattr(target, "_opname", None) or getattr(target, "__name__", None) or str(target)
+    name = name.strip("_")
+    if name.startswith("r") and name[1:] in ("add", "sub", "mul", "truediv", "matmul"):
+        name = name[1:]
+    if name.startswith("i") and name[1:] in ("add", "sub", "mul", "truediv"):
+        name = name[1:]
+    if name.endswith("_") and name[:-1] in _FUNCTIONS:
+        name = name[:-1]
+    return name
+
+
+def _fn(kind: str, op: str | None = None, **attr_args: tuple[int, str, Any]) -> tuple[str, str | None, dict]:
+    return (kind, op, attr_args)
+
+
+# name -> (kind, op (None: same as name), {attr: (positional index, keyword, default)})
+_FUNCTIONS: dict[str, tuple[str, str | None, dict]] = {
+    "linear": _fn(g.LINEAR), "bilinear": _fn(g.LINEAR),
+    "addmm": _fn(g.MATMUL), "matmul": _fn(g.MATMUL), "mm": _fn(g.MATMUL), "bmm": _fn(g.MATMUL),
+    "baddbmm": _fn(g.MATMUL), "einsum": _fn(g.MATMUL), "tensordot": _fn(g.MATMUL),
+    "conv1d": _fn(g.CONV, stride=(3, "stride", 1), groups=(6, "groups", 1)),
+    "conv2d": _fn(g.CONV, stride=(3, "stride", 1), groups=(6, "groups", 1)),
+    "conv3d": _fn(g.CONV, stride=(3, "stride", 1), groups=(6, "groups", 1)),
+    "conv_transpose1d": _fn(g.CONV_TRANSPOSE, stride=(3, "stride", 1), groups=(6, "groups", 1)),
+    "conv_transpose2d": _fn(g.CONV_TRANSPOSE, stride=(3, "stride", 1), groups=(6, "groups", 1)),
+    "conv_transpose3d": _fn(g.CONV_TRANSPOSE, stride=(3, "stride", 1), groups=(6, "groups", 1)),
+    "embedding": _fn(g.EMBEDDING),
+    "batch_norm": _fn(g.NORM), "native_batch_norm": _fn(g.NORM, "batch_norm"),
+    "_native_batch_norm_legit_functional": _fn(g.NORM, "batch_norm"),
+    "native_batch_norm_legit_functional": _fn(g.NORM, "batch_norm"),
+    "native_batch_norm_legit": _fn(g.NORM, "batch_norm"),
+    "native_batch_norm_legit_no_training": _fn(g.NORM, "batch_norm"),
+    "layer_norm": _fn(g.NORM), "native_layer_norm": _fn(g.NORM, "layer_norm"),
+    "group_norm": _fn(g.NORM), "native_group_norm": _fn(g.NORM, "group_norm"),
+    "instance_norm": _fn(g.NORM), "rms_norm": _fn(g.NORM), "fused_rms_norm": _fn(g.NORM, "rms_norm"),
+    "normalize": _fn(g.NORM, "l2_normalize"),
+    "relu": _fn(g.ACTIVATION), "relu6": _fn(g.ACTIVATION),
+    "leaky_relu": _fn(g.ACTIVATION, slope=(1, "negative_slope", 0.01)),
+    "prelu": _fn(g.ACTIVATION), "prelu_kernel": _fn(g.ACTIVATION, "prelu"),
+    "rrelu": _fn(g.ACTIVATION, "leaky_relu"),
+    "elu": _fn(g.ACTIVATION, alpha=(1, "alpha", 1.0), scale=(2, "scale", 1.0)),
+    "celu": _fn(g.ACTIVATION, alpha=(1, "alpha", 1.0)), "selu": _fn(g.ACTIVATION),
+    "gelu": _fn(g.ACTIVATION, approximate=(-1, "approximate", "none")),
+    "silu": _fn(g.ACTIVATION), "mish": _fn(g.ACTIVATION), "hardswish": _fn(g.ACTIVATION),
+    "hardsigmoid": _fn(g.ACTIVATION),
+    "hardtanh": _fn(g.ACTIVATION, min_val=(1, "min_val", -1.0), max_val=(2, "max_val", 1.0)),
+    "clamp": _fn(g.OTHER, "clamp"), "clip": _fn(g.OTHER, "clamp"),
+    "sigmoid": _fn(g.ACTIVATION), "tanh": _fn(g.ACTIVATION),
+    "softplus": _fn(g.ACTIVATION, beta=(1, "beta", 1.0)), "softsign": _fn(g.ACTIVATION),
+    "logsigmoid": _fn(g.ACTIVATION), "log_sigmoid": _fn(g.ACTIVATION, "logsigmoid"),
+    "log_sigmoid_forward": _fn(g.ACTIVATION, "logsigmoid"),
+    "tanhshrink": _fn(g.ACTIVATION), "softshrink": _fn(g.ACTIVATION), "hardshrink": _fn(g.ACTIVATION),
+    "glu": _fn(g.ACTIVATION, dim=(1, "dim", -1)), "threshold": _fn(g.ACTIVATION),
+    "softmax": _fn(g.SOFTMAX, dim=(1, "dim", -1)), "_softmax": _fn(g.SOFTMAX, "softmax", dim=(1, "dim", -1)),
+    "log_softmax": _fn(g.SOFTMAX, dim=(1, "dim", -1)), "_log_softmax": _fn(g.SOFTMAX, "log_softmax", dim=(1, "dim", -1)),
+    "softmin": _fn(g.SOFTMAX),
+    "scaled_dot_product_attention": _fn(g.ATTENTION, "sdpa", is_causal=(5, "is_causal", False)),
+    "scaled_dot_product_flash_attention_for_cpu": _fn(g.ATTENTION, "sdpa"),
+    "scaled_dot_product_efficient_attention": _fn(g.ATTENTION, "sdpa"),
+    "scaled_dot_product_flash_attention": _fn(g.ATTENTION, "sdpa"),
+    "dropout": _fn(g.DROPOUT, p=(1, "p", 0.5)), "native_dropout": _fn(g.DROPOUT, "dropout", p=(1, "p", 0.5)),
+    "dropout1d": _fn(g.DROPOUT, "dropout", p=(1, "p", 0.5)), "dropout2d": _fn(g.DROPOUT, "dropout", p=(1, "p", 0.5)),
+    "dropout3d": _fn(g.DROPOUT, "dropout", p=(1, "p", 0.5)), "alpha_dropout": _fn(g.DROPOUT, "dropout", p=(1, "p", 0.5)),
+    "feature_dropout": _fn(g.DROPOUT, "dropout", p=(1, "p", 0.5)),
+    "avg_pool1d": _fn(g.POOL, "avg_pool", kernel_size=(1, "kernel_size", None), stride=(2, "stride", None)),
+    "avg_pool2d": _fn(g.POOL, "avg_pool", kernel_size=(1, "kernel_size", None), stride=(2, "stride", None)),
+    "avg_pool3d": _fn(g.POOL, "avg_pool", kernel_size=(1, "kernel_size", None), stride=(2, "stride", None)),
+    "max_pool1d": _fn(g.POOL, "max_pool", kernel_size=(1, "kernel_size", None), stride=(2, "stride", None)),
+    "max_pool2d": _fn(g.POOL, "max_pool", kernel_size=(1, "kernel_size", None), stride=(2, "stride", None)),
+    "max_pool3d": _fn(g.POOL, "max_pool", kernel_size=(1, "kernel_size", None), stride=(2, "stride", None)),
+    "max_pool2d_with_indices": _fn(g.POOL, "max_pool", kernel_size=(1, "kernel_size", None), stride=(2, "stride", None)),
+    "adaptive_avg_pool1d": _fn(g.POOL, "adaptive_avg_pool"), "adaptive_avg_pool2d": _fn(g.POOL, "adaptive_avg_pool"),
+    "adaptive_avg_pool3d": _fn(g.POOL, "adaptive_avg_pool"), "_adaptive_avg_pool2d": _fn(g.POOL, "adaptive_avg_pool"),
+    "adaptive_max_pool1d": _fn(g.POOL, "adaptive_max_pool"), "adaptive_max_pool2d": _fn(g.POOL, "adaptive_max_pool"),
+    "mean": _fn(g.POOL, "mean"), "sum": _fn(g.POOL, "sum"), "amax": _fn(g.POOL, "max"),
+    "add": _fn(g.ADD, alpha=(2, "alpha", 1)), "sub": _fn(g.ADD, "sub"), "rsub": _fn(g.ADD, "sub"),
+    "mul": _fn(g.MUL), "truediv": _fn(g.MUL, "div"), "div": _fn(g.MUL, "div"),
+    "floordiv": _fn(g.OTHER), "neg": _fn(g.MUL, "neg"),
+    "cat": _fn(g.CONCAT, dim=(1, "dim", 0)), "concat": _fn(g.CONCAT, "cat", dim=(1, "dim", 0)),
+    "concatenate": _fn(g.CONCAT, "cat", dim=(1, "dim", 0)), "stack": _fn(g.CONCAT, "stack", dim=(1, "dim", 0)),
+    "hstack": _fn(g.CONCAT, "cat"), "vstack": _fn(g.CONCAT, "cat"),
+    "interpolate": _fn(g.RESHAPE, "upsample"), "upsample_nearest2d": _fn(g.RESHAPE, "upsample"),
+    "upsample_bilinear2d": _fn(g.RESHAPE, "upsample"), "pad": _fn(g.RESHAPE, "pad"),
+    "constant_pad_nd": _fn(g.RESHAPE, "pad"), "pixel_shuffle": _fn(g.RESHAPE),
+}
+
+# Pure data movement: the gradient passes through unchanged in scale.
+for _name in ("view", "reshape", "flatten", "unflatten", "permute", "transpose", "t", "contiguous",
+              "squeeze", "unsqueeze", "expand", "expand_as", "repeat", "clone", "to", "_to_copy",
+              "type_as", "float", "half", "bfloat16", "double", "type", "detach_copy", "alias",
+              "getitem", "slice", "select", "narrow", "split", "chunk", "unbind", "split_with_sizes",
+              "split_tensor", "movedim", "swapaxes", "roll", "flip", "view_as", "reshape_as",
+              "lift_fresh_copy", "unsafe_view", "_unsafe_view", "as_strided", "tensor_split",
+              "index_select", "gather", "masked_fill", "where", "tril", "triu", "rearrange"):
+    _FUNCTIONS.setdefault(_name, _fn(g.RESHAPE, _name))
+
+# Calls that make no differentiable tensor from the graph (shape queries, dtype tests, in-place
+# bookkeeping) and calls that stop the gradient.
+NON_TENSOR = frozenset({"size", "dim", "numel", "shape", "dtype", "device", "is_floating_point",
+                        "item", "tolist", "get", "__get__", "stride", "storage_offset", "is_contiguous",
+                        "requires_grad_", "data_ptr", "element_size", "ndimension", "nelement",
+                        "sym_size", "sym_numel", "sym_stride", "_assert_tensor_metadata",
+                        "_assert_async", "_assert_scalar", "sym_constrain_range_for_size",
+                        "empty_like", "zeros_like", "ones_like", "full_like"})
+STOP_GRADIENT = frozenset({"detach", "argmax", "argmin", "eq", "ne", "lt", "gt", "le", "ge",
+                           "logical_not", "logical_and", "logical_or", "isnan", "isinf", "isfinite",
+                           "sign", "round", "floor", "ceil", "bool", "long", "int", "arange",
+                           "zeros", "ones", "full", "empty", "randn", "rand", "randint", "tensor",
+                           "cumsum_int", "bitwise_not", "bitwise_and", "bitwise_or"})
+
+
+def classify_call(name: str, args: tuple | list, kwargs: dict) -> Classified:
+    """Classify a function or method call by its canonical name; unknown names are "other"."""
+    entry = _FUNCTIONS.get(name)
+    if entry is None:
+        return Classified(g.OTHER, name)
+    kind, op, spec = entry
+    attrs: dict[str, Any] = {}
+    for attr, (pos, kw, default) in spec.items():
+        if kw in kwargs:
+            value = kwargs[kw]
+        elif 0 <= pos < len(args):
+            value = args[pos]
+        else:
+            value = default
+        if isinstance(value, (int, float, str, bool, tuple, list)) or value is None:
+            attrs[attr] = tuple(value) if isinstance(value, list) else value
+    return Classified(kind, op or name, attrs)

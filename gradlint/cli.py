@@ -1,0 +1,195 @@
+"""The command line (click). ``gradlint TARGET...`` is ``gradlint check TARGET...``.
+
+Nothing here imports torch: ``--help`` and ``gradlint rule`` stay instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import ConfigError, find_pyproject, load_config, merge_cli, split_codes
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+FORMATS = ("concise", "full", "json")
+
+
+class DefaultGroup(click.Group):
+    """A group whose unknown first word is a target for the default ``check`` command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["check", *args]
+        elif not args:
+            args = ["check"]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gradlint")
+def main() -> None:
+    """Find vanishing and exploding gradients in PyTorch models before training.
+
+    \b
+    gradlint path/to/model.py                  every model the file defines
+    gradlint path/to/model.py::build           a factory function
+    gradlint 'path/to/model.py::Net(depth=20)' a class with literal arguments
+    gradlint src/models/                       every .py file below the folder
+
+    gradlint imports your file and builds the models (like pytest imports tests);
+    `if __name__ == "__main__":` blocks do not run.
+    """
+
+
+def _formats() -> tuple[str, ...]:
+    from .report import formats
+
+    return formats.names()
+
+
+@main.command()
+@click.argument("targets", nargs=-1)
+@click.option("--select", multiple=True, help="Rule codes or prefixes to enable (GL1, GL101, ALL); replaces the default set.")
+@click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable on top of the selection.")
+@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable.")
+@click.option("--format", "output_format", default=None, metavar="FORMAT",
+              help="Output format: concise (default), full, json, github, sarif, mermaid.")
+@click.option("--verify", is_flag=True, default=None, help="Measure one real forward/backward pass and compare.")
+@click.option("--device", default=None, help="Device for --verify: cpu, cuda or auto.")
+@click.option("--batch-size", type=int, default=None, help="Batch size of the inferred inputs (default 8).")
+@click.option("--seed", type=int, default=None, help="Random seed for --verify.")
+@click.option("--input-shape", default=None, metavar="N,C,H,W", help="Input shape when the file has no example_inputs().")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
+@click.option("--show-fixes", is_flag=True, help="Print each finding's fix under it (concise format).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="pyproject.toml to read [tool.gradlint] from (default: the nearest one).")
+@click.option("--timeout", type=float, default=None, help="Seconds allowed per model (default 120).")
+@click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
+def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
+          input_shape, exit_zero, show_fixes, config_path, timeout, debug) -> None:
+    """Analyse the models in TARGETS (files, folders, file.py::Name)."""
+    from . import errors
+
+    errors.DEBUG = debug
+    try:
+        config = _load_config(config_path, targets)
+        shape = _parse_shape(input_shape)
+        merge_cli(config, {
+            "select": split_codes(select), "extend_select": split_codes(extend_select) or [],
+            "ignore": split_codes(ignore) or [], "verify": verify, "device": device, "batch_size": batch_size,
+            "seed": seed, "input_shape": shape, "timeout": timeout,
+        })
+        from .rules import select_rules
+
+        enabled = select_rules(config.select, config.extend_select, config.ignore)
+        fmt = output_format or "concise"
+        if fmt not in _formats():
+            raise ConfigError(f"--format {fmt}: expected one of {', '.join(_formats())}")
+    except ConfigError as e:
+        click.echo(f"gradlint: error: {e}", err=True)
+        sys.exit(EXIT_ERROR)
+
+    specs = list(targets) or [_spec_from_config(s, config) for s in config.models]
+    if not specs:
+        click.echo("gradlint: nothing to analyze (give a file, a folder or file.py::Name)", err=True)
+        sys.exit(EXIT_CLEAN)
+
+    from .pipeline import run
+
+    try:
+        report, session = run(specs, config, enabled)
+    except KeyboardInterrupt:
+        click.echo("gradlint: interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - gradlint's own bug: one line, not a traceback
+        if debug:
+            raise
+        click.echo(f"gradlint: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)
+        sys.exit(EXIT_ERROR)
+
+    from .report import formats
+
+    formats.render(fmt, report, sys.stdout, show_fixes=show_fixes)
+    for msg in report.messages:
+        click.echo(f"gradlint: {msg}", err=True)
+    for msg in session.internal_errors:
+        click.echo(f"gradlint: internal error: {msg}", err=True)
+    sys.stdout.flush()
+    if session.internal_errors or any("no such file" in m for m in report.messages):
+        sys.exit(EXIT_ERROR)
+    if report.findings and not exit_zero:
+        sys.exit(EXIT_FINDINGS)
+    sys.exit(EXIT_CLEAN)
+
+
+def _spec_from_config(spec: str, config) -> str:
+    from .targets import parse_target
+
+    t = parse_target(spec)
+    if config.root is not None and not Path(t.path).is_absolute():
+        from .provenance import display_path
+
+        path = display_path(str(config.root / t.path))
+        return f"{path}::{t.call_text or t.attr}" if t.attr else path
+    return spec
+
+
+def _load_config(config_path: str | None, targets: tuple[str, ...]):
+    if config_path:
+        p = Path(config_path)
+        if not p.is_file():
+            raise ConfigError(f"--config {config_path}: no such file")
+        return load_config(p)
+    start = Path(targets[0].split("::")[0]) if targets else Path.cwd()
+    if not start.exists():
+        start = Path.cwd()
+    return load_config(find_pyproject(start))
+
+
+def _parse_shape(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        shape = [int(x) for x in text.replace("x", ",").split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--input-shape {text}: expected integers like 8,3,32,32") from None
+    if not shape or any(s <= 0 for s in shape):
+        raise ConfigError(f"--input-shape {text}: expected positive integers like 8,3,32,32")
+    return shape
+
+
+@main.command()
+@click.argument("code", required=False)
+@click.option("--all", "show_all", is_flag=True, help="List every rule.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+def rule(code: str | None, show_all: bool, output_format: str) -> None:
+    """Show a rule's documentation (gradlint rule GL101), or list them all (--all)."""
+    import json
+
+    from .rules import all_rules, get_rule
+
+    if show_all or not code:
+        rules = all_rules()
+        if output_format == "json":
+            click.echo(json.dumps([r.to_json() for r in rules.values()], indent=2))
+            return
+        for c, r in rules.items():
+            default = "" if r.default_enabled else "  (off by default)"
+            click.echo(f"{c}  {r.name:<32} {r.severity:<8} {r.summary}{default}")
+        return
+    r = get_rule(code)
+    if r is None:
+        click.echo(f"gradlint: error: unknown rule {code!r}; `gradlint rule --all` lists them", err=True)
+        sys.exit(EXIT_ERROR)
+    if output_format == "json":
+        click.echo(json.dumps(r.to_json(), indent=2))
+    else:
+        click.echo(r.doc_markdown())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,164 @@
+"""Configuration: ``[tool.gradlint]`` in the nearest pyproject.toml, then CLI flags on top.
+
+Every key is declared once below with its type, so a wrong value names the key and the type it
+expected. No torch here.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A bad configuration value or CLI option (exit code 2)."""
+
+
+@dataclass
+class Config:
+    select: list[str] | None = None  # None: the default set
+    extend_select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    input_shape: list[int] | None = None
+    vanishing_threshold: float = 1e-3
+    exploding_threshold: float = 1e4
+    materialize_limit: int = 50_000_000  # parameters; above it, analyse on the meta device only
+    timeout: float = 120.0  # seconds per model (load + build + capture + analysis)
+    verify: bool = False
+    device: str = "cpu"
+    batch_size: int | None = None
+    seed: int = 0
+    loss: str | None = None  # name of a loss function in the model file, for --verify
+    cache: bool = True
+    cache_dir: str = ".gradlint_cache"
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-rule options
+    root: Path | None = None  # folder of the pyproject.toml the config came from
+    source: str | None = None  # that file, for error messages
+
+    def rule_options(self, code: str, name: str) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
+        opts.update(self.rules.get(name, {}))
+        opts.update(self.rules.get(code, {}))
+        return opts
+
+
+# key in pyproject -> (attribute, expected type description, validator)
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _is_int_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v) and len(v) > 0
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+KEYS: dict[str, tuple[str, str, Any]] = {
+    "select": ("select", "a list of rule codes or prefixes", _is_str_list),
+    "extend-select": ("extend_select", "a list of rule codes or prefixes", _is_str_list),
+    "ignore": ("ignore", "a list of rule codes or prefixes", _is_str_list),
+    "per-file-ignores": ("per_file_ignores", "a table mapping glob patterns to lists of codes",
+                         lambda v: isinstance(v, dict) and all(_is_str_list(x) for x in v.values())),
+    "exclude": ("exclude", "a list of glob patterns", _is_str_list),
+    "models": ("models", "a list of targets like 'model.py::Net(depth=4)'", _is_str_list),
+    "input-shape": ("input_shape", "a list of positive integers, e.g. [8, 3, 32, 32]", _is_int_list),
+    "vanishing-threshold": ("vanishing_threshold", "a positive number", lambda v: _is_number(v) and v > 0),
+    "exploding-threshold": ("exploding_threshold", "a positive number", lambda v: _is_number(v) and v > 0),
+    "materialize-limit": ("materialize_limit", "a non-negative integer (parameters)",
+                          lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "timeout": ("timeout", "a positive number of seconds", lambda v: _is_number(v) and v > 0),
+    "verify": ("verify", "true or false", lambda v: isinstance(v, bool)),
+    "device": ("device", "'cpu', 'cuda' or 'auto'", lambda v: isinstance(v, str) and v.split(":")[0] in ("cpu", "cuda", "auto")),
+    "batch-size": ("batch_size", "a positive integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
+    "seed": ("seed", "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "loss": ("loss", "the name of a function in the model file", lambda v: isinstance(v, str)),
+    "cache": ("cache", "true or false", lambda v: isinstance(v, bool)),
+    "cache-dir": ("cache_dir", "a folder path", lambda v: isinstance(v, str)),
+    "rules": ("rules", "a table of per-rule option tables", lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values())),
+}
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above ``start`` that has a [tool.gradlint] table,
+    else the nearest pyproject.toml at all."""
+    start = start.resolve()
+    folder = start if start.is_dir() else start.parent
+    nearest = None
+    for d in [folder, *folder.parents]:
+        p = d / "pyproject.toml"
+        if p.is_file():
+            if nearest is None:
+                nearest = p
+            try:
+                if "gradlint" in tomllib.loads(p.read_text(encoding="utf-8", errors="replace")).get("tool", {}):
+                    return p
+            except tomllib.TOMLDecodeError:
+                return p  # a broken file is reported, not skipped
+    return nearest
+
+
+def load_config(pyproject: Path | None) -> Config:
+    cfg = Config()
+    if pyproject is None:
+        return cfg
+    cfg.root = pyproject.parent
+    cfg.source = str(pyproject)
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{pyproject}: not UTF-8 text; save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{pyproject}: invalid TOML: {e}") from None
+    table = data.get("tool", {}).get("gradlint")
+    if table is None:
+        return cfg
+    if not isinstance(table, dict):
+        raise ConfigError(f"{pyproject}: [tool.gradlint] must be a table")
+    apply_table(cfg, table, f"{pyproject}: [tool.gradlint]")
+    return cfg
+
+
+def apply_table(cfg: Config, table: dict[str, Any], where: str) -> None:
+    for key, value in table.items():
+        spec = KEYS.get(key)
+        if spec is None:
+            close = [k for k in KEYS if k.replace("-", "") == key.replace("-", "").replace("_", "")]
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; known keys: {', '.join(sorted(KEYS))}"
+            raise ConfigError(f"{where} {key}: unknown key{hint}")
+        attr, expected, valid = spec
+        if not valid(value):
+            raise ConfigError(f"{where} {key}: expected {expected}, got {type(value).__name__} {value!r}")
+        if attr in ("vanishing_threshold", "exploding_threshold", "timeout"):
+            value = float(value)
+        setattr(cfg, attr, value)
+    if cfg.vanishing_threshold >= cfg.exploding_threshold:
+        raise ConfigError(f"{where}: vanishing-threshold must be below exploding-threshold")
+
+
+def merge_cli(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """CLI flags beat the file: each given flag replaces the file's value."""
+    names = {f.name for f in fields(Config)}
+    for key, value in overrides.items():
+        if value is None or key not in names:
+            continue
+        if isinstance(value, (list, tuple)) and not value and key not in ("select",):
+            continue
+        setattr(cfg, key, list(value) if isinstance(value, tuple) else value)
+    return cfg
+
+
+def split_codes(values: tuple[str, ...] | list[str] | None) -> list[str] | None:
+    """``--select GL1,GL201 --select GL3`` -> ['GL1', 'GL201', 'GL3']."""
+    if not values:
+        return None
+    out = []
+    for v in values:
+        out += [x.strip() for x in v.split(",") if x.strip()]
+    return out

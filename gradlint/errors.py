@@ -1,0 +1,56 @@
+"""Errors that become GL001 findings: a stage, a one-line reason and the user's line."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+
+from .graph import Location
+
+STAGES = ("import", "build", "capture", "estimate", "verify")
+
+DEBUG = False  # --debug: print the traceback of every failure to stderr
+
+
+@dataclass
+class StageError(Exception):
+    stage: str
+    message: str
+    location: Location | None = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.stage}: {self.message}"
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``TypeError: forward() missing 1 required positional argument`` on one line."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    msg = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
+
+
+def user_frame_of(exc: BaseException) -> Location | None:
+    """The innermost traceback frame in the user's code, i.e. the line their exception came from."""
+    from .provenance import display_path, is_library_file
+
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        return Location(display_path(exc.filename), exc.lineno, max(exc.offset or 1, 1))
+    found = None
+    for frame_summary in traceback.extract_tb(exc.__traceback__):
+        if not is_library_file(frame_summary.filename):
+            col = (getattr(frame_summary, "colno", None) or 0) + 1
+            found = Location(display_path(frame_summary.filename), frame_summary.lineno or 1, col)
+    return found
+
+
+def stage_error(stage: str, exc: BaseException, hint: str | None = None, fallback: Location | None = None) -> StageError:
+    if isinstance(exc, StageError):
+        return exc
+    if DEBUG:
+        import sys
+
+        print(f"--- gradlint --debug: {stage} failed ---", file=sys.stderr)
+        traceback.print_exception(exc, file=sys.stderr)
+    return StageError(stage, one_line(exc), user_frame_of(exc) or fallback, hint)

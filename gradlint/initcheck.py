@@ -1,0 +1,208 @@
+"""Does a weight layer keep PyTorch's default initialization?
+
+Linear/Conv default to ``kaiming_uniform_(a=sqrt(5))``: U(+-1/sqrt(fan_in)), variance
+1/(3 fan_in), i.e. sigma_w^2 = 1/3 — a gradient shrink of ~1/6 per ReLU layer. We decide from
+two independent kinds of evidence, never one alone:
+
+* **weights** (when materialized): every entry within +-1/sqrt(fan_in) and the variance within
+  sampling noise of 1/(3 fan_in);
+* **code**: while the model is built we record which parameters any initialization code touched
+  (``nn.init.*`` from outside torch's own ``reset_parameters``, in-place ``normal_``/``uniform_``/
+  ``copy_``... on a parameter or its ``.data``), and libcst lists the init code in the source
+  (``nn.init.*`` calls, ``reset_parameters``/``_init_weights`` definitions, ``.apply(...)``).
+
+Materialized: default = weights look default AND no init code touched the parameter AND (the
+source has no init code, or init code demonstrably ran and skipped this layer).
+Meta device (weights unknown): default = no init code touched it AND the source has no init code.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from .graph import Location
+
+_INPLACE_INIT = frozenset({
+    "normal_", "uniform_", "fill_", "zero_", "copy_", "exponential_", "geometric_", "log_normal_",
+    "cauchy_", "random_", "bernoulli_", "erfinv_", "mul_", "add_", "div_", "clamp_", "set_",
+    "orthogonal_", "trunc_normal_",
+})
+
+
+class InitRecorder:
+    """A TorchFunctionMode active while the model is built: which tensors did init code touch?"""
+
+    def __init__(self) -> None:
+        self.touched: set[int] = set()  # ids of tensors (parameters or their .data aliases)
+        self.alias: dict[int, int] = {}  # id(param.data) -> id(param)
+        self.saw_custom_init = False
+        self._mode = None
+        self._keep: list[Any] = []
+
+    def __enter__(self) -> "InitRecorder":
+        import torch
+        from torch.overrides import TorchFunctionMode
+
+        torch_dir = os.path.dirname(torch.__file__) + os.sep
+        modules_dir = os.path.join(torch_dir, "nn", "modules") + os.sep
+        rec = self
+
+        def from_default_reset() -> bool:
+            # torch's own reset_parameters / __init__ in torch/nn/modules: the default init.
+            f = sys._getframe(2)
+            while f is not None:
+                fn = f.f_code.co_filename
+                if fn.startswith(modules_dir) and f.f_code.co_name in ("reset_parameters", "_reset_parameters", "__init__"):
+                    return True
+                if not fn.startswith(torch_dir) and not fn.startswith(_GRADLINT):
+                    return False
+                f = f.f_back
+            return False
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                name = getattr(func, "__name__", "")
+                if name == "__get__" and args and isinstance(out, torch.Tensor):
+                    # ``param.data`` / ``param.detach()``: remember the alias
+                    src = id(args[0])
+                    rec.alias[id(out)] = rec.alias.get(src, src)
+                    rec._keep.append(out)
+                elif name == "detach" and args and isinstance(out, torch.Tensor):
+                    src = id(args[0])
+                    rec.alias[id(out)] = rec.alias.get(src, src)
+                    rec._keep.append(out)
+                elif name in _INPLACE_INIT and args and isinstance(args[0], torch.Tensor):
+                    if not from_default_reset():
+                        target = id(args[0])
+                        rec.touched.add(rec.alias.get(target, target))
+                        rec.saw_custom_init = True
+                return out
+
+        self._mode = Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._mode.__exit__(*exc)
+        self._keep.clear()
+
+    def touched_names(self, model: Any) -> set[str]:
+        return {name for name, p in model.named_parameters() if id(p) in self.touched}
+
+
+_GRADLINT = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+@dataclass
+class LayerInit:
+    status: str  # default | custom | unknown
+    evidence: str
+
+
+@dataclass
+class InitReport:
+    layers: dict[str, LayerInit] = field(default_factory=dict)  # by module qualified name
+    source_init_sites: list[Location] = field(default_factory=list)
+    saw_custom_init: bool = False
+
+    def is_default(self, module: str | None) -> bool:
+        info = self.layers.get(module or "")
+        return info is not None and info.status == "default"
+
+
+def weights_look_default(weight: Any) -> tuple[bool, str]:
+    """U(+-1/sqrt(fan_in)) with variance 1/(3 fan_in), within sampling noise."""
+    import torch
+
+    with torch.no_grad():
+        w = weight.detach().float()
+        if w.dim() < 2 or w.numel() == 0:
+            return False, "no weight matrix"
+        fan_in = w.size(1) * (w[0][0].numel() if w.dim() > 2 else 1)
+        bound = 1.0 / math.sqrt(fan_in)
+        n = w.numel()
+        var = float(w.var(unbiased=False)) + float(w.mean()) ** 2
+        wmax = float(w.abs().max())
+    ratio = var / (bound * bound / 3.0)
+    # the sample variance of a uniform has relative std sqrt(0.8/n); allow 5 sigma (and 10%)
+    tol = max(0.1, 5.0 * math.sqrt(0.8 / n))
+    inside = wmax <= bound * (1 + 1e-5)
+    fills = n < 50 or wmax >= bound * (1 - 20.0 / n) * 0.9
+    ok = inside and fills and abs(ratio - 1.0) <= tol
+    return ok, f"Var(W) = {ratio:.2f} x 1/(3*fan_in), |W| <= {wmax / bound:.2f}/sqrt(fan_in)"
+
+
+def check_init(graph: Any, built: Any, touched: set[str], saw_custom_init: bool, source_sites: list[Location]) -> InitReport:
+    """Classify each Linear/Conv-like weight layer of the graph."""
+    report = InitReport(source_init_sites=list(source_sites), saw_custom_init=saw_custom_init)
+    modules = dict(built.model.named_modules())
+    for node in graph.weight_layers():
+        mod = modules.get(node.module or "")
+        if mod is None or not has_default_init(mod):
+            continue
+        w = getattr(mod, "weight", None)
+        if w is None:
+            continue
+        name = node.module
+        wname = node.params.get("weight", f"{name}.weight")
+        if wname in touched:
+            report.layers[name] = LayerInit("custom", "initialization code touched its weight")
+            continue
+        where = ", ".join(f"{loc.path}:{loc.line}" for loc in source_sites[:3])
+        if built.materialized:
+            ok, stats = weights_look_default(w)
+            if not ok:
+                report.layers[name] = LayerInit("custom", stats)
+            elif source_sites and not saw_custom_init:
+                report.layers[name] = LayerInit("unknown", f"{stats}, but the source has init code ({where}) that did not run while building")
+            else:
+                why = f"init code at {where} did not touch it" if source_sites else "no init code in the model's source"
+                report.layers[name] = LayerInit("default", f"{stats}; {why}")
+        else:
+            if source_sites:
+                report.layers[name] = LayerInit("unknown", f"not materialized; the source has init code ({where})")
+            else:
+                report.layers[name] = LayerInit("default", "not materialized; no init code in the model's source or run while building")
+    return report
+
+
+def has_default_init(mod: Any) -> bool:
+    """Linear/Conv/Bilinear whose class keeps torch's reset_parameters (kaiming_uniform_(a=sqrt(5)))."""
+    import torch.nn as nn
+
+    defaults = (nn.Linear.reset_parameters, nn.modules.conv._ConvNd.reset_parameters, nn.Bilinear.reset_parameters)
+    return isinstance(mod, (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)) and type(mod).reset_parameters in defaults
+
+
+def source_init_sites(files: list[str]) -> list[Location]:
+    """Init code (libcst) in the files defining the model's classes."""
+    from .provenance import display_path
+    from .sourcescan import scan
+
+    sites = []
+    for f in files:
+        for line, col, _what in scan(f).init_sites:
+            sites.append(Location(display_path(f), line, col))
+    return sites
+
+
+def model_class_files(model: Any) -> list[str]:
+    """Files defining the classes of the model and its submodules (torch's own excepted)."""
+    import inspect
+
+    files: list[str] = []
+    for m in model.modules():
+        cls = type(m)
+        if cls.__module__.startswith("torch."):
+            continue
+        try:
+            f = inspect.getsourcefile(cls)
+        except (TypeError, OSError):
+            continue
+        if f and f not in files:
+            files.append(f)
+    return files

@@ -1,0 +1,275 @@
+"""The pipeline: target spec -> load -> capture -> (estimate) -> rules -> (verify) -> ModelReport.
+
+Each stage lives in its own module; this one only sequences them, turns a failing stage into a
+GL001 finding for that model, and applies selection and suppression. A failure in one model never
+hides the results of the others.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import Config
+from .errors import StageError, one_line
+from .graph import Location
+from .report.model import Finding, LayerReport, ModelReport, Report
+from .targets import Target, expand_targets, parse_target
+
+
+@dataclass
+class Session:
+    """What stays the same across all models of one run."""
+
+    config: Config
+    enabled: set[str]
+    internal_errors: list[str] = field(default_factory=list)
+    progress: Callable[[str], None] | None = None
+
+
+def run(specs: list[str], config: Config, enabled: set[str]) -> tuple[Report, Session]:
+    session = Session(config, enabled)
+    report = Report()
+    expansion = expand_targets(specs, config.exclude)
+    report.messages += expansion.errors
+    for target in expansion.targets:
+        models, messages = analyze_file(target, session, explicit=target.path in specs or target.spec in specs)
+        report.models += models
+        report.messages += messages
+    return report, session
+
+
+def configured_targets(config: Config) -> list[Target]:
+    out = []
+    for spec in config.models:
+        t = parse_target(spec)
+        if config.root is not None and not os.path.isabs(t.path):
+            t = Target(str(config.root / t.path), t.attr, t.args, t.kwargs, t.call_text)
+        out.append(t)
+    return out
+
+
+def failed_report(target: str, error: StageError, path: str, session: Session) -> ModelReport:
+    from .rules import all_rules
+
+    rule = all_rules()["GL001"]()
+    finding = rule.from_error(error)
+    if finding.location is None:
+        finding.location = Location(_display(path), 1, 1)
+    m = ModelReport(target=target, status="failed", error={"stage": error.stage, "message": error.message}, path=path)
+    m.findings = filter_findings([finding], m, session) if "GL001" in session.enabled else []
+    return m
+
+
+def _display(path: str) -> str:
+    from .provenance import display_path
+
+    return display_path(path)
+
+
+def analyze_file(target: Target, session: Session, explicit: bool = True) -> tuple[list[ModelReport], list[str]]:
+    from .load import build_model, load_file
+
+    config = session.config
+    t0 = time.perf_counter()
+    loaded = load_file(target, configured_targets(config))
+    if loaded.error is not None:
+        return [failed_report(target.spec, loaded.error, target.path, session)], []
+    if not loaded.candidates:
+        msg = (f"{target.path}: no models found (define an nn.Module subclass whose constructor needs no "
+               f"arguments, or name one: {target.path}::Net(depth=4))")
+        return [], [msg] if explicit else []
+    load_time = time.perf_counter() - t0
+
+    built = []
+    reports: list[ModelReport] = []
+    for cand in loaded.candidates:
+        t1 = time.perf_counter()
+        try:
+            b = build_model(cand, config.materialize_limit)
+        except StageError as e:
+            reports.append(failed_report(cand.target.spec, e, target.path, session))
+            continue
+        built.append((b, time.perf_counter() - t1))
+    if loaded.discovered:
+        built = _drop_components(built)
+    for b, build_time in built:
+        m = analyze_built(b, loaded, session)
+        m.timings = {"load": load_time, "build": build_time, **m.timings}
+        reports.append(m)
+    reports.sort(key=lambda r: _order_key(r, loaded))
+    return reports, []
+
+
+def _order_key(r: ModelReport, loaded: Any) -> int:
+    for i, c in enumerate(loaded.candidates):
+        if c.target.spec == r.target:
+            return i
+    return len(loaded.candidates)
+
+
+def _drop_components(built: list) -> list:
+    """A discovered class used inside another discovered model is a building block, not a model."""
+    inner_types: set[type] = set()
+    for b, _ in built:
+        for name, m in b.model.named_modules():
+            if name:
+                inner_types.add(type(m))
+    kept = [(b, t) for b, t in built if type(b.model) not in inner_types]
+    return kept or built
+
+
+def example_inputs_for(built: Any, loaded: Any, config: Config, device: str) -> Any:
+    from .capture import inputs as inp
+
+    model = built.meta_model if device == "meta" else built.model
+    if loaded.example_inputs is not None:
+        return inp.from_function(loaded.example_inputs, device)
+    if config.input_shape:
+        ex = inp.from_shape(config.input_shape, model, device)
+        ex.source = "input-shape"
+        return ex
+    return inp.infer(model, device, batch=config.batch_size or inp.DEFAULT_BATCH)
+
+
+def analyze_built(built: Any, loaded: Any, session: Session) -> ModelReport:
+    from .analysis import Structure
+    from .capture import capture
+    from .initcheck import check_init, model_class_files, source_init_sites
+    from .rules import RuleContext, all_rules
+
+    config = session.config
+    spec = built.candidate.target.spec
+    path = loaded.target.path
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    device = "meta" if built.meta_model is not None else "cpu"
+    try:
+        example = example_inputs_for(built, loaded, config, device)
+        real = (lambda: example_inputs_for(built, loaded, config, "cpu")) if built.materialized else None
+        graph = capture(built, example, real)
+    except StageError as e:
+        return failed_report(spec, e, path, session)
+    timings["capture"] = time.perf_counter() - t0
+
+    m = ModelReport(target=spec, capture=graph.capture, path=path)
+    m.notes += built.notes + graph.notes
+    m.details["input_source"] = graph.input_source
+    m.details["parameters"] = built.parameters
+    m.details["materialized"] = built.materialized
+    m.details["project_files"] = loaded.project_files
+
+    t1 = time.perf_counter()
+    structure = Structure(graph)
+    try:
+        init = check_init(graph, built, built.init_touched, built.saw_custom_init,
+                          source_init_sites(model_class_files(built.model)))
+    except Exception as e:  # noqa: BLE001 - never lose the other results to this
+        session.internal_errors.append(f"{spec}: init check: {one_line(e)}")
+        init = None
+    ctx = RuleContext(graph=graph, structure=structure, options={}, init=init, config=config)
+    m.details["depth"] = structure.depth
+    m.details["shortest_depth"] = structure.shortest_depth
+    timings["structure"] = time.perf_counter() - t1
+
+    findings: list[Finding] = []
+    for stage in _optional_stages():
+        t2 = time.perf_counter()
+        try:
+            stage(ctx, built, loaded, example, m, session)
+        except StageError as e:
+            failed = failed_report(spec, e, path, session)
+            findings += failed.findings
+            m.notes.append(f"{e.stage} failed: {e.message}")
+        except Exception as e:  # noqa: BLE001
+            session.internal_errors.append(f"{spec}: {getattr(stage, '__name__', stage)}: {one_line(e)}")
+        timings[getattr(stage, "stage_name", "stage")] = time.perf_counter() - t2
+
+    t3 = time.perf_counter()
+    for code, rule_cls in all_rules().items():
+        if code not in session.enabled or code == "GL001":
+            continue
+        if rule_cls.requires == "estimate" and ctx.estimate is None:
+            continue
+        if rule_cls.requires == "measurement" and ctx.measurement is None:
+            continue
+        rule = rule_cls(config.rule_options(code, rule_cls.name))
+        ctx.options = rule.opts
+        try:
+            findings += list(rule.check(ctx))
+        except Exception as e:  # noqa: BLE001 - a rule bug must not hide the other rules
+            session.internal_errors.append(f"{spec}: rule {code} crashed: {one_line(e)}")
+    timings["rules"] = time.perf_counter() - t3
+
+    if not m.layers:
+        m.layers = [LayerReport(n.module or n.op, n.module_type or n.kind, n.location) for n in graph.weight_layers()]
+    m.findings = filter_findings(findings, m, session)
+    m.timings.update(timings)
+    m.details["graph"] = graph
+    return m
+
+
+def _optional_stages() -> list[Callable]:
+    """Estimate and verify plug in here when their packages are present."""
+    stages = []
+    try:
+        from .estimate.stage import estimate_stage
+
+        stages.append(estimate_stage)
+    except ImportError:
+        pass
+    try:
+        from .verify.stage import verify_stage
+
+        stages.append(verify_stage)
+    except ImportError:
+        pass
+    return stages
+
+
+# -- selection and suppression --------------------------------------------------------------
+
+def filter_findings(findings: list[Finding], model: ModelReport, session: Session) -> list[Finding]:
+    from .sourcescan import is_suppressed
+
+    config = session.config
+    out = []
+    for f in findings:
+        if f.code not in session.enabled:
+            continue
+        if f.location is not None and os.path.exists(f.location.path) and is_suppressed(f.location.path, f.location.line, f.code):
+            continue
+        if _per_file_ignored(f, model.path, config):
+            continue
+        out.append(f)
+    out.sort(key=lambda f: (f.location.path if f.location else "", f.location.line if f.location else 0,
+                            f.location.column if f.location else 0, f.code))
+    return out
+
+
+def _per_file_ignored(f: Finding, model_path: str, config: Config) -> bool:
+    if not config.per_file_ignores:
+        return False
+    from .rules import expand_selectors
+
+    root = config.root or Path.cwd()
+    paths = {model_path}
+    if f.location is not None:
+        paths.add(f.location.path)
+    rels = set()
+    for p in paths:
+        ap = Path(p).resolve()
+        try:
+            rels.add(ap.relative_to(root.resolve()).as_posix())
+        except ValueError:
+            rels.add(ap.as_posix())
+        rels.add(Path(p).as_posix())
+    for pattern, codes in config.per_file_ignores.items():
+        if any(fnmatch.fnmatch(r, pattern) or fnmatch.fnmatch(Path(r).name, pattern) for r in rels):
+            if f.code in expand_selectors(codes):
+                return True
+    return False

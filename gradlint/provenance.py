@@ -1,0 +1,136 @@
+"""Which line of the user's code made this module, or called this op?
+
+Findings must point at the line to change, never inside torch. While a model is built we wrap
+``nn.Module.__init__`` and, for every module, walk the Python stack out of the module's own
+``__init__`` chain and out of library code to the first frame of the user's project.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+import types
+import weakref
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+from .graph import Location
+
+_GRADLINT_DIR = str(Path(__file__).resolve().parent)
+
+
+@lru_cache(maxsize=1)
+def _library_roots() -> tuple[str, ...]:
+    roots = {_GRADLINT_DIR}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            roots.add(os.path.realpath(path))
+    for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix):
+        roots.add(os.path.realpath(os.path.join(prefix, "lib")))
+    try:  # torch installed somewhere unusual (an editable build, say) is still library code
+        import torch
+
+        roots.add(os.path.realpath(os.path.dirname(torch.__file__)))
+    except ImportError:  # pragma: no cover - capture never runs without torch
+        pass
+    return tuple(sorted(roots))
+
+
+@lru_cache(maxsize=4096)
+def is_library_file(filename: str) -> bool:
+    """True for torch, gradlint, the standard library and installed packages."""
+    if not filename or filename.startswith("<"):
+        return True
+    real = os.path.realpath(filename)
+    return any(real == root or real.startswith(root + os.sep) for root in _library_roots())
+
+
+def display_path(filename: str) -> str:
+    """A path relative to the working directory when it lies below it, else absolute."""
+    real = os.path.realpath(filename)
+    try:
+        rel = os.path.relpath(real, os.getcwd())
+    except ValueError:  # another drive on Windows
+        return real
+    return real if rel.startswith("..") else rel
+
+
+def frame_location(frame: types.FrameType) -> Location:
+    """The location of the instruction a frame is executing, with its column (Python 3.11+)."""
+    code = frame.f_code
+    line, column = frame.f_lineno, 1
+    try:
+        positions = list(code.co_positions())
+        pos = positions[frame.f_lasti // 2]
+        if pos[0] is not None:
+            line = pos[0]
+        if pos[2] is not None:
+            column = pos[2] + 1
+    except (AttributeError, IndexError):  # pragma: no cover - Python < 3.11
+        pass
+    return Location(display_path(code.co_filename), line, column)
+
+
+def user_location(frame: types.FrameType | None, skip: Callable[[types.FrameType], bool] | None = None) -> Location | None:
+    """The innermost frame outside library code (and not matching ``skip``)."""
+    while frame is not None:
+        if not is_library_file(frame.f_code.co_filename) and not (skip and skip(frame)):
+            return frame_location(frame)
+        frame = frame.f_back
+    return None
+
+
+def outermost_nonlibrary_or_first(frame: types.FrameType | None) -> Location | None:
+    """Fallback when no user frame exists (a model built entirely inside a library)."""
+    first = None
+    while frame is not None:
+        if first is None and not frame.f_code.co_filename.startswith(_GRADLINT_DIR):
+            first = frame_location(frame)
+        frame = frame.f_back
+    return first
+
+
+class ConstructionRecorder:
+    """Context manager: records where each ``nn.Module`` is constructed.
+
+    ``sites[module]`` is the user's line that created it: for ``self.act = nn.Sigmoid()`` inside a
+    block class, that line; for a torchvision model built by ``resnet50()``, the user's call.
+    """
+
+    def __init__(self) -> None:
+        self.sites: "weakref.WeakKeyDictionary[object, Location]" = weakref.WeakKeyDictionary()
+        self._original = None
+
+    def __enter__(self) -> "ConstructionRecorder":
+        import torch.nn as nn
+
+        original = nn.Module.__init__
+        self._original = original
+        sites = self.sites
+
+        def recording_init(module, *args, **kwargs):
+            original(module, *args, **kwargs)
+            if module in sites:  # __init__ chains call Module.__init__ once; be safe anyway
+                return
+
+            def own_init(frame: types.FrameType) -> bool:
+                # Frames of the module's own constructor chain (Block.__init__ -> super()...).
+                return frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is module
+
+            frame = sys._getframe(1)
+            loc = user_location(frame, skip=own_init)
+            if loc is None:
+                loc = outermost_nonlibrary_or_first(frame)
+            if loc is not None:
+                sites[module] = loc
+
+        nn.Module.__init__ = recording_init
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import torch.nn as nn
+
+        nn.Module.__init__ = self._original

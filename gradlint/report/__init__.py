@@ -1,0 +1,1 @@
+"""Renderers: each takes a finished ``Report`` and writes text; no analysis happens here."""

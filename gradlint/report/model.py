@@ -1,0 +1,110 @@
+"""The finished report: what every renderer (text, JSON, SARIF, LSP) reads. No analysis here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..graph import Location
+
+SEVERITIES = ("error", "warning", "info")
+
+
+@dataclass
+class Finding:
+    code: str
+    name: str
+    severity: str
+    message: str
+    fix: str = ""
+    location: Location | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "severity": self.severity,
+            "message": self.message,
+            "fix": self.fix,
+            "location": self.location.to_json() if self.location else None,
+        }
+
+
+@dataclass
+class LayerReport:
+    module: str
+    type: str
+    location: Location | None
+    estimate: dict[str, Any] | None = None  # {"grad_ratio": float, "bound": float}
+    measured: dict[str, Any] | None = None  # only with --verify
+    # Not in the JSON contract; shown by the text renderers.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "module": self.module,
+            "type": self.type,
+            "location": self.location.to_json() if self.location else None,
+            "estimate": self.estimate,
+        }
+        if self.measured is not None:
+            out["measured"] = self.measured
+        return out
+
+
+@dataclass
+class Summary:
+    estimated_attenuation: float | None = None
+    verdict: str | None = None
+    measured_attenuation: float | None = None
+    measured_verdict: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "estimated_attenuation": self.estimated_attenuation,
+            "verdict": self.verdict,
+            "measured_attenuation": self.measured_attenuation,
+            "measured_verdict": self.measured_verdict,
+        }
+
+
+@dataclass
+class ModelReport:
+    target: str
+    status: str = "analyzed"  # analyzed | failed
+    error: dict[str, str] | None = None  # {"stage": ..., "message": ...}
+    capture: str | None = None
+    layers: list[LayerReport] = field(default_factory=list)
+    summary: Summary = field(default_factory=Summary)
+    findings: list[Finding] = field(default_factory=list)
+    # Not in the JSON contract: for the terminal and the tooling around it.
+    notes: list[str] = field(default_factory=list)
+    path: str = ""  # the file this model came from
+    timings: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # estimator/verify extras for renderers
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "status": self.status,
+            "error": self.error,
+            "capture": self.capture,
+            "layers": [layer.to_json() for layer in self.layers],
+            "summary": self.summary.to_json(),
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+@dataclass
+class Report:
+    models: list[ModelReport] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # one-line notes for stderr (no models found...)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for m in self.models for f in m.findings]
+
+    def to_json(self) -> dict[str, Any]:
+        from .. import __version__
+
+        return {"gradlint": __version__, "schema": 1, "models": [m.to_json() for m in self.models]}

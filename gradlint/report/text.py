@@ -1,0 +1,105 @@
+"""Terminal output: ``path:line:col: GL101 message`` lines and a summary line (concise), and the
+per-model layer table for ``--format full``."""
+
+from __future__ import annotations
+
+import json
+from typing import IO
+
+from .model import ModelReport, Report
+
+
+def finding_line(f, fallback_path: str) -> str:
+    loc = f.location
+    where = f"{loc.path}:{loc.line}:{loc.column}" if loc else f"{fallback_path}:1:1"
+    return f"{where}: {f.code} {f.message}"
+
+
+def summary_line(report: Report) -> str:
+    n = len(report.findings)
+    models = len(report.models)
+    failed = sum(m.status == "failed" for m in report.models)
+    with_findings = sum(bool(m.findings) for m in report.models)
+    if models == 0:
+        return "No models analyzed."
+    model_word = "model" if models == 1 else "models"
+    fail_txt = f" ({failed} could not be analyzed)" if failed else ""
+    if n == 0:
+        return f"All checks passed: {models} {model_word} analyzed{fail_txt}."
+    prob = "problem" if n == 1 else "problems"
+    return f"Found {n} {prob} in {with_findings} of {models} {model_word}{fail_txt}."
+
+
+def render_concise(report: Report, out: IO[str], show_fixes: bool = False) -> None:
+    for m in report.models:
+        for f in m.findings:
+            out.write(finding_line(f, m.path) + "\n")
+            if show_fixes and f.fix:
+                out.write(f"    fix: {f.fix}\n")
+    out.write(summary_line(report) + "\n")
+
+
+def render_json(report: Report, out: IO[str]) -> None:
+    json.dump(report.to_json(), out, indent=2, allow_nan=False, default=_json_default)
+    out.write("\n")
+
+
+def _json_default(o):  # numpy floats and the like
+    try:
+        return float(o)
+    except (TypeError, ValueError):
+        return str(o)
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.2e}"
+
+
+def render_full(report: Report, out: IO[str]) -> None:
+    """Findings with their fixes, then per model: capture, the layer table and notes."""
+    for m in report.models:
+        out.write(f"== {m.target} [{m.status}{', ' + m.capture if m.capture else ''}]\n")
+        if m.error:
+            out.write(f"   {m.error['stage']} failed: {m.error['message']}\n")
+        info = []
+        if "depth" in m.details:
+            info.append(f"depth {m.details['depth']} weight layers (shortest path {m.details['shortest_depth']})")
+        if "parameters" in m.details:
+            info.append(f"{m.details['parameters']:,} parameters" + ("" if m.details.get("materialized") else ", meta device"))
+        if m.details.get("input_source"):
+            info.append(f"inputs {m.details['input_source']}")
+        if info:
+            out.write("   " + "; ".join(info) + "\n")
+        if m.summary.verdict or m.summary.measured_verdict:
+            s = m.summary
+            parts = []
+            if s.verdict:
+                parts.append(f"estimated attenuation {_fmt(s.estimated_attenuation)} ({s.verdict})")
+            if s.measured_verdict:
+                parts.append(f"measured {_fmt(s.measured_attenuation)} ({s.measured_verdict})")
+            out.write("   " + "; ".join(parts) + "\n")
+        for block in m.details.get("full_sections", []):
+            out.write(block.rstrip("\n") + "\n")
+        if m.layers and not m.details.get("full_sections"):
+            out.write(layer_table(m))
+        for f in m.findings:
+            out.write(finding_line(f, m.path) + "\n")
+            if f.fix:
+                out.write(f"    fix: {f.fix}\n")
+        for note in m.notes:
+            out.write(f"   note: {note}\n")
+        out.write("\n")
+    out.write(summary_line(report) + "\n")
+
+
+def layer_table(m: ModelReport) -> str:
+    rows = [("#", "layer", "type", "location", "est. grad_ratio", "bound", "measured")]
+    for i, layer in enumerate(m.layers):
+        est = layer.estimate or {}
+        meas = layer.measured or {}
+        loc = f"{layer.location.path}:{layer.location.line}" if layer.location else "-"
+        rows.append((str(i), layer.module, layer.type, loc, _fmt(est.get("grad_ratio")), _fmt(est.get("bound")),
+                     _fmt(meas.get("grad_ratio"))))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["   " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,133 @@
+"""Target specs (a contract): ``file.py``, ``file.py::build``, ``'file.py::Net(depth=20)'``, ``dir/``.
+
+Parsing is pure Python (no torch) so that bad targets are reported before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Folders never worth descending into when a directory is given.
+SKIP_DIRS = frozenset(
+    {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "env", ".env", ".tox", ".nox",
+     "node_modules", "site-packages", "build", "dist", ".mypy_cache", ".pytest_cache",
+     ".ruff_cache", ".gradlint_cache", ".eggs"}
+)
+
+
+class TargetError(ValueError):
+    """A target spec that cannot be understood; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One file, optionally narrowed to one attribute called with literal arguments."""
+
+    path: str
+    attr: str | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    call_text: str | None = None  # the user's spelling of the call, kept for re-runnable specs
+
+    @property
+    def spec(self) -> str:
+        if self.attr is None:
+            return self.path
+        return f"{self.path}::{self.call_text or self.attr}"
+
+    def with_attr(self, attr: str) -> "Target":
+        return Target(self.path, attr)
+
+
+def parse_target(spec: str) -> Target:
+    """Parse ``path[::Name[(literal args)]]``; raises TargetError with an actionable message."""
+    path, sep, rest = spec.partition("::")
+    if not path:
+        raise TargetError(f"{spec}: empty path; expected path/to/model.py[::Name]")
+    if not sep:
+        return Target(path)
+    rest = rest.strip()
+    try:
+        expr = ast.parse(rest, mode="eval").body
+    except SyntaxError:
+        raise TargetError(
+            f"{spec}: cannot parse {rest!r}; expected Name or Name(literal arguments), "
+            "e.g. 'model.py::Net(depth=20)'"
+        ) from None
+    if isinstance(expr, ast.Name):
+        return Target(path, expr.id)
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
+        try:
+            args = tuple(ast.literal_eval(a) for a in expr.args)
+            kwargs = tuple((k.arg, ast.literal_eval(k.value)) for k in expr.keywords if k.arg)
+        except ValueError:
+            raise TargetError(
+                f"{spec}: arguments must be Python literals (numbers, strings, tuples, lists, "
+                "dicts, True/False/None)"
+            ) from None
+        if any(k.arg is None for k in expr.keywords):
+            raise TargetError(f"{spec}: **kwargs are not supported in a target")
+        return Target(path, expr.func.id, args, kwargs, call_text=rest)
+    raise TargetError(f"{spec}: expected Name or Name(literal arguments) after '::'")
+
+
+@dataclass
+class Expansion:
+    targets: list[Target] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one line each: "path: reason"
+
+
+def expand_targets(specs: list[str], exclude: list[str] | None = None) -> Expansion:
+    """Turn CLI specs into per-file targets: folders become their .py files, sorted."""
+    out = Expansion()
+    exclude = exclude or []
+    seen: set[Target] = set()
+
+    def add(t: Target) -> None:
+        if t not in seen:
+            seen.add(t)
+            out.targets.append(t)
+
+    for spec in specs:
+        try:
+            target = parse_target(spec)
+        except TargetError as e:
+            out.errors.append(str(e))
+            continue
+        p = Path(target.path)
+        if p.is_dir():
+            if target.attr:
+                out.errors.append(f"{spec}: '::' needs a file, not a folder")
+                continue
+            for f in iter_python_files(p, exclude):
+                add(Target(str(f)))
+        elif p.is_file():
+            add(target)
+        else:
+            out.errors.append(f"{target.path}: no such file or folder")
+    return out
+
+
+def _excluded(path: Path, exclude: list[str]) -> bool:
+    s = path.as_posix()
+    return any(fnmatch.fnmatch(s, pat) or fnmatch.fnmatch(path.name, pat) for pat in exclude)
+
+
+def iter_python_files(root: Path, exclude: list[str]) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if d not in SKIP_DIRS and not d.startswith(".") and not _excluded(Path(dirpath, d), exclude)
+        )
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                f = Path(dirpath, name)
+                if not _excluded(f, exclude):
+                    found.append(f)
+    return found

@@ -1,0 +1,1 @@
+"""Verify: one measured forward/backward pass, compared with the estimate."""

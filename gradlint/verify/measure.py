@@ -1,0 +1,77 @@
+"""The measurement the JSON contract defines, shared by ``--verify`` and the benchmarks.
+
+``grad_ratio`` of a layer = RMS of dL/dW over its weight tensors / the same at the last weight
+layer, at initialization, in train mode, with a loss whose gradient at every output unit is an
+independent standard Gaussian (a random projection of the outputs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+
+@dataclass
+class LayerGradient:
+    module: str
+    grad_norm: float  # L2 norm of dL/dW over the layer's weight tensors
+    grad_rms: float  # that norm / sqrt(number of entries)
+    numel: int
+
+
+def projection_loss(outputs: Sequence[Any], seed: int) -> Any:
+    """sum_i <o_i, R_i> with R_i ~ N(0, 1): every output unit gets an error signal of scale 1."""
+    import torch
+
+    gen = torch.Generator(device="cpu").manual_seed(seed + 7919)
+    total = None
+    for o in outputs:
+        r = torch.randn(o.shape, generator=gen, dtype=torch.float32).to(device=o.device, dtype=o.dtype)
+        term = (o * r).sum()
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("the model returned no floating-point tensor to take a gradient of")
+    return total
+
+
+def weight_gradients(model: Any, layers: Sequence[tuple[str, Sequence[str]]]) -> list[LayerGradient]:
+    """Per layer (module name, canonical weight-parameter names) the gradient norm and RMS."""
+    params = dict(model.named_parameters())
+    out = []
+    for module, names in layers:
+        sq, n = 0.0, 0
+        for name in names:
+            p = params.get(name)
+            if p is None:
+                continue
+            n += p.numel()
+            if p.grad is not None:
+                sq += float(p.grad.detach().double().pow(2).sum())
+        norm = math.sqrt(sq)
+        out.append(LayerGradient(module, norm, norm / math.sqrt(n) if n else 0.0, n))
+    return out
+
+
+def grad_ratios(grads: Sequence[LayerGradient]) -> list[float | None]:
+    """Each layer's grad RMS relative to the last layer's (None when the last one is zero)."""
+    if not grads:
+        return []
+    ref = grads[-1].grad_rms
+    return [g.grad_rms / ref if ref > 0 else None for g in grads]
+
+
+def measure(model: Any, args: tuple, kwargs: dict, layers: Sequence[tuple[str, Sequence[str]]], seed: int = 0,
+            loss_fn: Any = None) -> list[LayerGradient]:
+    """One forward and backward pass in train mode; gradients of the given layers."""
+    import torch
+
+    from ..capture.inputs import output_tensors
+
+    model.train()
+    model.zero_grad(set_to_none=True)
+    with torch.enable_grad():
+        out = model(*args, **kwargs)
+        loss = loss_fn(out) if loss_fn is not None else projection_loss(output_tensors(out), seed)
+        loss.backward()
+    return weight_gradients(model, layers)
