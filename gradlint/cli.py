@@ -68,9 +68,12 @@ def _formats() -> tuple[str, ...]:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="pyproject.toml to read [tool.gradlint] from (default: the nearest one).")
 @click.option("--timeout", type=float, default=None, help="Seconds allowed per model (default 120).")
+@click.option("--chart", is_flag=True, default=None, help="Draw gradient magnitude against depth in the terminal.")
+@click.option("--plot", default=None, metavar="FILE.png", help="With --verify: save gradient-norm and histogram plots (needs matplotlib).")
+@click.option("--tensorboard", default=None, metavar="DIR", help="With --verify: write per-layer norms and histograms as TensorBoard events.")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
-          input_shape, exit_zero, show_fixes, config_path, timeout, debug) -> None:
+          input_shape, exit_zero, show_fixes, config_path, timeout, chart, plot, tensorboard, debug) -> None:
     """Analyse the models in TARGETS (files, folders, file.py::Name)."""
     from . import errors
 
@@ -81,7 +84,8 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
         merge_cli(config, {
             "select": split_codes(select), "extend_select": split_codes(extend_select) or [],
             "ignore": split_codes(ignore) or [], "verify": verify, "device": device, "batch_size": batch_size,
-            "seed": seed, "input_shape": shape, "timeout": timeout,
+            "seed": seed, "input_shape": shape, "timeout": timeout, "chart": chart, "plot": plot,
+            "tensorboard": tensorboard,
         })
         from .rules import select_rules
 

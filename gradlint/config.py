@@ -34,6 +34,9 @@ class Config:
     batch_size: int | None = None
     seed: int = 0
     loss: str | None = None  # name of a loss function in the model file, for --verify
+    plot: str | None = None  # --plot FILE.png (verify; matplotlib extra)
+    tensorboard: str | None = None  # --tensorboard DIR (verify; tensorboard extra)
+    chart: bool = False  # --chart: gradient-vs-depth chart in the terminal
     cache: bool = True
     cache_dir: str = ".gradlint_cache"
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-rule options

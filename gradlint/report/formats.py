@@ -9,7 +9,18 @@ from .model import Report
 Renderer = Callable[..., None]
 
 
+# Formats living in their own modules: name -> (module, function). A module that is not there
+# (yet) simply does not offer its format.
+_PLUGGED = {
+    "github": ("github", "render_github"),
+    "sarif": ("sarif", "render_sarif"),
+    "mermaid": ("mermaid", "render_mermaid"),
+}
+
+
 def _registry() -> dict[str, Renderer]:
+    import importlib
+
     from . import text
 
     formats: dict[str, Renderer] = {
@@ -17,6 +28,12 @@ def _registry() -> dict[str, Renderer]:
         "full": lambda r, out, **_: text.render_full(r, out),
         "json": lambda r, out, **_: text.render_json(r, out),
     }
+    for name, (module, func) in _PLUGGED.items():
+        try:
+            mod = importlib.import_module(f"{__package__}.{module}")
+        except ImportError:
+            continue
+        formats[name] = getattr(mod, func)
     return formats
 
 
