@@ -118,12 +118,14 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
     from .report import formats
 
     formats.render(fmt, report, sys.stdout, show_fixes=show_fixes)
+    for msg in report.usage_errors:
+        click.echo(f"gradlint: error: {msg}", err=True)
     for msg in report.messages:
         click.echo(f"gradlint: {msg}", err=True)
     for msg in session.internal_errors:
         click.echo(f"gradlint: internal error: {msg}", err=True)
     sys.stdout.flush()
-    if session.internal_errors or any("no such file" in m for m in report.messages):
+    if session.internal_errors or report.usage_errors:
         sys.exit(EXIT_ERROR)
     if report.findings and not exit_zero:
         sys.exit(EXIT_FINDINGS)

@@ -245,6 +245,8 @@ def build_model(candidate: Candidate, materialize_limit: int, need_weights: bool
             )
         # Keyed by qualified name, so the meta twin and the materialized model share one map.
         sites = {name: rec.sites.get(m) for name, m in obj.named_modules()}
+        # The root was made by gradlint's call, not the user's code: point at its definition.
+        sites[""] = candidate.location
         init = (irec.touched_names(obj), irec.saw_custom_init)
         return obj, {k: v for k, v in sites.items() if v is not None}, init
 

@@ -35,7 +35,7 @@ def run(specs: list[str], config: Config, enabled: set[str]) -> tuple[Report, Se
     session = Session(config, enabled)
     report = Report()
     expansion = expand_targets(specs, config.exclude)
-    report.messages += expansion.errors
+    report.usage_errors += expansion.errors
     for target in expansion.targets:
         models, messages = analyze_file(target, session, explicit=target.path in specs or target.spec in specs)
         report.models += models

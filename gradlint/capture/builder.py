@@ -94,7 +94,14 @@ class IRBuilder:
         return p.dim() if p is not None else 0
 
     def site(self, module_name: str) -> Location | None:
-        return self.sites.get(module_name)
+        """Where the user constructed the module; for modules made without __init__ (the
+        deep copies nn.TransformerEncoder makes of its layer), the nearest ancestor's line."""
+        name = module_name
+        while True:
+            loc = self.sites.get(name)
+            if loc is not None or not name:
+                return loc
+            name = name.rpartition(".")[0]
 
     def add_input(self, name: str, value: Any) -> int:
         node = self.graph.add(g.INPUT, name, out_shape=shape_of(value),

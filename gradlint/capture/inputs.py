@@ -115,7 +115,8 @@ def infer(model: Any, device: str, batch: int = DEFAULT_BATCH) -> ExampleInputs:
     if isinstance(first, nn.MultiheadAttention):
         shape = (batch, T, first.embed_dim) if first.batch_first else (T, batch, first.embed_dim)
         x = torch.randn(*shape, device=device)
-        return ExampleInputs((x, x, x), {}, src)
+        # An MHA model takes (query, key, value); a model built around one (an encoder) takes x.
+        return ExampleInputs((x, x, x) if model is first else (x,), {}, src)
     raise StageError("capture", f"cannot infer an input shape from {name} ({type(first).__name__})",
                      hint="define example_inputs() in the file or pass --input-shape")
 

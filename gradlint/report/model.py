@@ -99,6 +99,7 @@ class ModelReport:
 class Report:
     models: list[ModelReport] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # one-line notes for stderr (no models found...)
+    usage_errors: list[str] = field(default_factory=list)  # bad targets: printed, and exit code 2
 
     @property
     def findings(self) -> list[Finding]:

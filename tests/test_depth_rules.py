@@ -1,0 +1,104 @@
+"""The depth rules (GL101-GL104) stay quiet on healthy architectures and fire on the textbook
+bad ones — the false alarms users judge a linter by."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import analyze_path, codes
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPTH_RULES = ["GL101", "GL102", "GL103", "GL104"]
+
+BN_RELU_CNN = """
+import torch.nn as nn
+
+
+class BNReLUCNN(nn.Module):
+    def __init__(self, depth=14, c=16):
+        super().__init__()
+        layers = [nn.Conv2d(3, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()]
+        for _ in range(depth - 1):
+            layers += [nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c, 10)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean(dim=(2, 3)))
+"""
+
+SHALLOW_SIGMOID = """
+import torch.nn as nn
+
+
+class ThreeLayerSigmoid(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(20, 64), nn.Sigmoid(), nn.Linear(64, 64), nn.Sigmoid(),
+                                 nn.Linear(64, 2), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
+POST_LN_ENCODER = """
+import torch
+import torch.nn as nn
+
+
+class PostLN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 24, enable_nested_tensor=False)
+
+    def forward(self, x):
+        return self.enc(x)
+
+
+def example_inputs():
+    return (torch.randn(4, 10, 64),)
+"""
+
+
+@pytest.mark.parametrize("path", ["examples/resnet_small.py", "examples/transformer_encoder.py"])
+def test_healthy_examples_are_clean(path):
+    report = analyze_path(ROOT / path, select=DEPTH_RULES)
+    assert report.models and all(m.status == "analyzed" for m in report.models)
+    assert codes(report) == []
+
+
+@pytest.mark.parametrize("source", [BN_RELU_CNN, SHALLOW_SIGMOID, POST_LN_ENCODER], ids=["bn-relu-cnn", "3-layer-sigmoid", "post-ln-encoder"])
+def test_healthy_models_are_clean(write, source):
+    report = analyze_path(write("model.py", source), select=DEPTH_RULES)
+    assert report.models and report.models[0].status == "analyzed"
+    assert codes(report) == []
+
+
+def test_deep_sigmoid_mlp_fires_every_depth_rule():
+    report = analyze_path(ROOT / "examples/deep_sigmoid_mlp.py", select=DEPTH_RULES)
+    assert sorted(codes(report)) == DEPTH_RULES
+    by_code = {f.code: f for f in report.findings}
+    # GL101 points at `self.act = nn.Sigmoid()`, the others at `self.fc = nn.Linear(...)` in the block.
+    assert (by_code["GL101"].location.line, by_code["GL101"].location.column) == (14, 20)
+    for code in ("GL102", "GL103", "GL104"):
+        assert (by_code[code].location.line, by_code[code].location.column) == (13, 19)
+    assert "19 saturating activations" in by_code["GL101"].message
+
+
+def test_resnet_depth_counts_the_longest_path_but_skip_is_short():
+    report = analyze_path(ROOT / "examples/resnet_small.py", select=DEPTH_RULES)
+    m = report.models[0]
+    assert m.details["depth"] >= 33  # stem + 32 convs + fc on the residual branches
+    assert m.details["shortest_depth"] <= 6  # stem, the projection shortcuts, fc
+
+
+def test_thresholds_come_from_rule_options(write):
+    from gradlint.config import Config
+
+    path = ROOT / "examples/deep_sigmoid_mlp.py"
+    cfg = Config(rules={"GL101": {"min-chain": 25}, "no-skip-connections": {"min-depth": 21}})
+    report = analyze_path(path, select=DEPTH_RULES, config=cfg)
+    assert sorted(codes(report)) == ["GL102", "GL104"]
