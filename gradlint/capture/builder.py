@@ -145,8 +145,10 @@ class IRBuilder:
         return Ref(node=node.id)
 
     def function_call(self, name: str, args: tuple, kwargs: dict, inputs: list[Ref], in_values: list[Any],
-                      out_value: Any, location: Location | None) -> Ref:
-        """``inputs``/``in_values``: the tensor arguments in order, resolved and as values."""
+                      out_value: Any, location: Location | None, context: str | None = None) -> Ref:
+        """``inputs``/``in_values``: the tensor arguments in order, resolved and as values.
+        ``context``: the innermost module whose forward made the call (a fallback location when
+        the call has no frame in the user's code, as inside a library model)."""
         cls = classify_call(name, args, kwargs)
         node_refs = [(r, v) for r, v in zip(inputs, in_values) if r.node is not None]
         param_refs = [r.param for r in inputs if r.param is not None]
@@ -181,6 +183,10 @@ class IRBuilder:
             attrs["weights"] = weights
         attrs["float"] = is_float(out_value) or out_value is None
         attrs["function"] = name
+        if owner and kind in g.WEIGHT_KINDS:
+            location = self.site(owner) or location  # a weight layer is changed where it is made
+        elif location is None and context is not None:
+            location = self.site(self.qualname(context))
         node = self.graph.add(
             kind, op, [r.node for r, _ in node_refs],
             module=owner, module_type=type(self.modules[owner]).__name__ if owner in self.modules else None,

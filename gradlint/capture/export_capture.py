@@ -56,6 +56,15 @@ def _resolve_fqn(builder: IRBuilder, fqn: str) -> str | None:
     return None
 
 
+def innermost_module(builder: IRBuilder, node: Any) -> str | None:
+    stack = node.meta.get("nn_module_stack") or {}
+    for fqn, _type in reversed(list(stack.values())):
+        name = _resolve_fqn(builder, fqn)
+        if name is not None:
+            return name
+    return None
+
+
 def capture_export(model: Any, sites: Any, args: tuple, kwargs: dict, wrapper: Any = None,
                    prefix: str = "") -> Any:
     import torch
@@ -146,7 +155,7 @@ def capture_export(model: Any, sites: Any, args: tuple, kwargs: dict, wrapper: A
         else:
             loc = location_from_stack_trace(n.meta.get("stack_trace"), name)
             refs[n] = b.function_call(name, tuple(n.args), dict(n.kwargs), [resolve(x) for x in inputs],
-                                      [x.meta.get("val") for x in inputs], val, loc)
+                                      [x.meta.get("val") for x in inputs], val, loc, innermost_module(b, n))
         i += 1
     return b.finish()
 

@@ -85,9 +85,11 @@ def capture_fx(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
             if name in NON_TENSOR or name in STOP_GRADIENT or not has_tensor(val):
                 refs[n] = CONST
                 continue
+            stack = list((n.meta.get("nn_module_stack") or {}).values())
+            context = stack[-1][0] if stack and isinstance(stack[-1], tuple) else None
             refs[n] = b.function_call(
                 name, tuple(n.args), dict(n.kwargs), [resolve(x) for x in inputs],
-                [values.get(x) for x in inputs], val, n.meta.get("gradlint_location"),
+                [values.get(x) for x in inputs], val, n.meta.get("gradlint_location"), context,
             )
         elif n.op == "output":
             b.add_output([resolve(x) for x in fx_nodes_in(n.args)])

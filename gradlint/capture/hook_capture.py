@@ -43,6 +43,7 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
     keep: list[Any] = []  # keep tensors alive so ids are never reused during the capture
     names = {id(m): n for n, m in model.named_modules()}
     state = {"leaf": None, "depth": 0, "inputs": None}
+    stack: list[str] = []  # qualified names of the modules whose forward is running
 
     def ref_of(t: Any) -> Ref:
         r = refs.get(id(t))
@@ -57,17 +58,21 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
             keep.append(t)
 
     def pre_hook(module: Any, inputs: Any) -> None:
+        name = names.get(id(module))
+        if name is not None and state["leaf"] is None:
+            stack.append(name)
         if state["leaf"] is not None:
             if module is state["leaf"]:
                 state["depth"] += 1
             return
-        name = names.get(id(module))
         if name is None or classify_module(module) is None:
             return
         state["leaf"], state["depth"] = module, 1
         state["inputs"] = _tensors_in(inputs, [])
 
     def post_hook(module: Any, inputs: Any, output: Any) -> None:
+        if state["leaf"] is None and stack and stack[-1] == names.get(id(module)):
+            stack.pop()
         if state["leaf"] is not module:
             return
         state["depth"] -= 1
@@ -75,6 +80,8 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
             return
         tensors = state["inputs"]
         state["leaf"], state["inputs"] = None, None
+        if stack and stack[-1] == names.get(id(module)):
+            stack.pop()
         in_refs = [ref_of(t) for t in tensors]
         outs = _tensors_in(output, [])
         ref = b.module_call(names[id(module)], module, classify_module(module), in_refs, tensors,
@@ -96,7 +103,7 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
                 return out
             outs = _tensors_in(out, [])
             ref = b.function_call(name, tuple(fargs), fkwargs, in_refs, tensors, outs[0] if outs else None,
-                                  user_location(sys._getframe(1)))
+                                  user_location(sys._getframe(1)), stack[-1] if stack else None)
             bind(out, ref)
             return out
 
