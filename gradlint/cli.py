@@ -5,6 +5,7 @@ Nothing here imports torch: ``--help`` and ``gradlint rule`` stay instant.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -71,9 +72,13 @@ def _formats() -> tuple[str, ...]:
 @click.option("--chart", is_flag=True, default=None, help="Draw gradient magnitude against depth in the terminal.")
 @click.option("--plot", default=None, metavar="FILE.png", help="With --verify: save gradient-norm and histogram plots (needs matplotlib).")
 @click.option("--tensorboard", default=None, metavar="DIR", help="With --verify: write per-layer norms and histograms as TensorBoard events.")
+@click.option("--no-cache", is_flag=True, help="Analyse every file again instead of reusing cached results.")
+@click.option("-j", "--jobs", type=int, default=1, show_default=True,
+              help="Files analysed in parallel, in separate processes (0: one per CPU).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
-          input_shape, exit_zero, show_fixes, config_path, timeout, chart, plot, tensorboard, debug) -> None:
+          input_shape, exit_zero, show_fixes, config_path, timeout, chart, plot, tensorboard, no_cache, jobs,
+          debug) -> None:
     """Analyse the models in TARGETS (files, folders, file.py::Name)."""
     from . import errors
 
@@ -104,8 +109,11 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
 
     from .pipeline import run
 
+    if jobs == 0:
+        jobs = os.cpu_count() or 1
+    use_cache = config.cache and not no_cache and not debug and not os.environ.get("GRADLINT_NO_CACHE")
     try:
-        report, session = run(specs, config, enabled)
+        report, session = run(specs, config, enabled, jobs=max(jobs, 1), use_cache=use_cache)
     except KeyboardInterrupt:
         click.echo("gradlint: interrupted", err=True)
         sys.exit(130)

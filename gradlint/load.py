@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import StageError, stage_error
+from .limits import PASS_THROUGH
 from .graph import Location
 from .provenance import display_path, is_library_file
 from .targets import Target
@@ -107,7 +108,39 @@ def import_user_file(path: str) -> tuple[types.ModuleType, list[str]]:
         f = getattr(sys.modules.get(mod_name), "__file__", None)
         if f and f.endswith(".py") and not is_library_file(f):
             project.add(str(Path(f).resolve()))
+    project |= referenced_project_files(module)
     return module, sorted(project)
+
+
+def referenced_project_files(module: types.ModuleType) -> set[str]:
+    """User files a module uses, through the modules, classes and functions it references.
+
+    An import diff alone misses a helper module that an earlier target already imported; the
+    cache must still be invalidated when that helper changes.
+    """
+    seen: set[str] = set()
+    files: set[str] = set()
+    stack = [module]
+    while stack:
+        mod = stack.pop()
+        if mod.__name__ in seen:
+            continue
+        seen.add(mod.__name__)
+        f = getattr(mod, "__file__", None)
+        if not f or is_library_file(f):
+            continue
+        files.add(str(Path(f).resolve()))
+        for value in list(vars(mod).values()):
+            if isinstance(value, types.ModuleType):
+                stack.append(value)
+            else:
+                try:
+                    owner = sys.modules.get(getattr(value, "__module__", None) or "")
+                except Exception:  # noqa: BLE001 - exotic objects (lazy proxies) may raise
+                    continue
+                if isinstance(owner, types.ModuleType) and owner.__name__ not in seen:
+                    stack.append(owner)
+    return files
 
 
 def _definition_location(obj: Any) -> Location | None:
@@ -152,7 +185,7 @@ def load_file(target: Target, configured: list[Target] | None = None) -> LoadedF
                                None, "guard script code with `if __name__ == \"__main__\":`")
         return out
     except BaseException as e:  # noqa: BLE001 - user code may raise anything
-        if isinstance(e, KeyboardInterrupt):
+        if isinstance(e, PASS_THROUGH):
             raise
         hint = None
         if isinstance(e, ModuleNotFoundError):
@@ -257,7 +290,7 @@ def build_model(candidate: Candidate, materialize_limit: int, need_weights: bool
     except StageError:
         raise
     except BaseException as e:  # noqa: BLE001
-        if isinstance(e, KeyboardInterrupt):
+        if isinstance(e, PASS_THROUGH):
             raise
         notes.append(f"could not build on the meta device ({type(e).__name__}); built on {device}")
     if meta_model is not None:
@@ -274,7 +307,7 @@ def build_model(candidate: Candidate, materialize_limit: int, need_weights: bool
     except StageError:
         raise
     except BaseException as e:  # noqa: BLE001
-        if isinstance(e, KeyboardInterrupt):
+        if isinstance(e, PASS_THROUGH):
             raise
         raise stage_error("build", e, fallback=candidate.location) from None
     model.train()

@@ -28,19 +28,55 @@ class Session:
     config: Config
     enabled: set[str]
     internal_errors: list[str] = field(default_factory=list)
-    progress: Callable[[str], None] | None = None
 
 
-def run(specs: list[str], config: Config, enabled: set[str]) -> tuple[Report, Session]:
+def run(specs: list[str], config: Config, enabled: set[str], jobs: int = 1, use_cache: bool = False) -> tuple[Report, Session]:
+    """Analyse every target; ``jobs`` > 1 spreads files over processes (same results, same order)."""
+    from .cache import Cache, FileResult, config_fingerprint
+
     session = Session(config, enabled)
     report = Report()
     expansion = expand_targets(specs, config.exclude)
     report.usage_errors += expansion.errors
-    for target in expansion.targets:
-        models, messages = analyze_file(target, session, explicit=target.path in specs or target.spec in specs)
-        report.models += models
-        report.messages += messages
+    targets = expansion.targets
+    explicit = [t.path in specs or t.spec in specs for t in targets]
+
+    cache = None
+    if use_cache:
+        root = config.root or Path.cwd()
+        cache = Cache(root / config.cache_dir, config_fingerprint(config, enabled))
+    results: list[FileResult | None] = [cache.get(t) if cache else None for t in targets]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if jobs > 1 and len(todo) > 1:
+        fresh = _run_parallel([targets[i] for i in todo], [explicit[i] for i in todo], config, enabled, jobs)
+    else:
+        fresh = [analyze_file(targets[i], session, explicit[i]) for i in todo]
+    for i, result in zip(todo, fresh):
+        results[i] = result
+        if cache is not None and not result.internal_errors:
+            cache.put(targets[i], result)
+    for result in results:
+        report.models += result.reports
+        report.messages += result.messages
+        session.internal_errors += [e for e in result.internal_errors if e not in session.internal_errors]
     return report, session
+
+
+def _analyze_in_worker(args: tuple) -> Any:
+    target, explicit, config, enabled = args
+    from .cache import _portable
+
+    return _portable(analyze_file(target, Session(config, enabled), explicit))
+
+
+def _run_parallel(targets: list[Target], explicit: list[bool], config: Config, enabled: set[str], jobs: int) -> list:
+    """One process per worker (spawned: a clean interpreter per worker, like pytest-xdist)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(targets)), mp_context=ctx) as pool:
+        return list(pool.map(_analyze_in_worker, [(t, e, config, enabled) for t, e in zip(targets, explicit)]))
 
 
 def configured_targets(config: Config) -> list[Target]:
@@ -71,38 +107,66 @@ def _display(path: str) -> str:
     return display_path(path)
 
 
-def analyze_file(target: Target, session: Session, explicit: bool = True) -> tuple[list[ModelReport], list[str]]:
+def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any:
+    """Everything about one file: import it, build each model, analyse each. Returns a FileResult."""
+    from .cache import FileResult
+    from .limits import TimeLimitExceeded, time_limit
     from .load import build_model, load_file
 
     config = session.config
+    errors_before = len(session.internal_errors)
+    out = FileResult()
     t0 = time.perf_counter()
-    loaded = load_file(target, configured_targets(config))
+    try:
+        with time_limit(config.timeout):
+            loaded = load_file(target, configured_targets(config))
+    except TimeLimitExceeded as e:
+        err = StageError("import", f"importing the file {e}", Location(_display(target.path), 1, 1),
+                         "raise --timeout, or move slow module-level code under `if __name__ == \"__main__\":`")
+        out.reports.append(failed_report(target.spec, err, target.path, session))
+        out.project_files = [str(Path(target.path).resolve())]
+        return out
+    out.project_files = loaded.project_files or [str(Path(target.path).resolve())]
     if loaded.error is not None:
-        return [failed_report(target.spec, loaded.error, target.path, session)], []
+        out.reports.append(failed_report(target.spec, loaded.error, target.path, session))
+        return out
     if not loaded.candidates:
-        msg = (f"{target.path}: no models found (define an nn.Module subclass whose constructor needs no "
-               f"arguments, or name one: {target.path}::Net(depth=4))")
-        return [], [msg] if explicit else []
+        if explicit:
+            out.messages.append(f"{target.path}: no models found (define an nn.Module subclass whose constructor "
+                                f"needs no arguments, or name one: {target.path}::Net(depth=4))")
+        return out
     load_time = time.perf_counter() - t0
 
     built = []
-    reports: list[ModelReport] = []
     for cand in loaded.candidates:
         t1 = time.perf_counter()
         try:
-            b = build_model(cand, config.materialize_limit)
+            with time_limit(config.timeout):
+                b = build_model(cand, config.materialize_limit)
+        except TimeLimitExceeded as e:
+            err = StageError("build", f"the constructor {e} (--timeout)", cand.location,
+                             "raise --timeout, or build a smaller configuration: file.py::Net(depth=2)")
+            out.reports.append(failed_report(cand.target.spec, err, target.path, session))
+            continue
         except StageError as e:
-            reports.append(failed_report(cand.target.spec, e, target.path, session))
+            out.reports.append(failed_report(cand.target.spec, e, target.path, session))
             continue
         built.append((b, time.perf_counter() - t1))
     if loaded.discovered:
         built = _drop_components(built)
     for b, build_time in built:
-        m = analyze_built(b, loaded, session)
+        try:
+            with time_limit(config.timeout):
+                m = analyze_built(b, loaded, session)
+        except TimeLimitExceeded as e:
+            err = StageError("capture", f"the analysis {e} (--timeout)", b.candidate.location,
+                             "raise --timeout, or give smaller example inputs")
+            m = failed_report(b.candidate.target.spec, err, target.path, session)
         m.timings = {"load": load_time, "build": build_time, **m.timings}
-        reports.append(m)
-    reports.sort(key=lambda r: _order_key(r, loaded))
-    return reports, []
+        out.reports.append(m)
+    out.reports.sort(key=lambda r: _order_key(r, loaded))
+    out.internal_errors = session.internal_errors[errors_before:]
+    return out
 
 
 def _order_key(r: ModelReport, loaded: Any) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,12 +106,26 @@ def expand_targets(specs: list[str], exclude: list[str] | None = None) -> Expans
                 out.errors.append(f"{spec}: '::' needs a file, not a folder")
                 continue
             for f in iter_python_files(p, exclude):
-                add(Target(str(f)))
+                if could_define_model(f):
+                    add(Target(str(f)))
         elif p.is_file():
             add(target)
         else:
             out.errors.append(f"{target.path}: no such file or folder")
     return out
+
+
+# A file found by walking a folder is imported only if it could define a model at all: this keeps
+# `gradlint src/` from running every script in the tree, and a folder of thousands of files fast.
+_MAYBE_MODEL = re.compile(rb"torch|Module|transformers|timm")
+
+
+def could_define_model(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return bool(_MAYBE_MODEL.search(fh.read(1_000_000)))
+    except OSError:
+        return True  # let the import report the problem
 
 
 def _excluded(path: Path, exclude: list[str]) -> bool:

@@ -11,6 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
+# Tests opt in to the results cache explicitly (tests/test_cache.py); everything else runs fresh.
+os.environ.setdefault("GRADLINT_NO_CACHE", "1")
+
 
 @pytest.fixture
 def write(tmp_path):

@@ -12,6 +12,7 @@ import contextlib
 from typing import Any
 
 from ..errors import StageError, one_line, user_frame_of
+from ..limits import PASS_THROUGH
 from ..graph import LayerGraph
 
 METHODS = ("fx", "export", "hooks")
@@ -72,6 +73,8 @@ def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[s
                 continue
             try:
                 ex = real_example()
+            except PASS_THROUGH:
+                raise
             except BaseException as e:  # noqa: BLE001
                 attempts.append((method + "(cpu)", None, e))
                 continue
@@ -80,7 +83,7 @@ def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[s
             with torch.device(device), user_stdout_to_stderr(), quiet_torch():
                 model.train()
                 graph = _run(method, model, built.sites, ex.args, kwargs)
-        except KeyboardInterrupt:
+        except PASS_THROUGH:
             raise
         except BaseException as e:  # noqa: BLE001 - user forward code can raise anything
             attempts.append((method if device == "meta" or built.meta_model is None else f"{method} on {device}", model, e))
