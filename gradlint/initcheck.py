@@ -22,7 +22,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .graph import Location
 
@@ -136,10 +136,22 @@ def weights_look_default(weight: Any) -> tuple[bool, str]:
     return ok, f"Var(W) = {ratio:.2f} x 1/(3*fan_in), |W| <= {wmax / bound:.2f}/sqrt(fan_in)"
 
 
-def check_init(graph: Any, built: Any, touched: set[str], saw_custom_init: bool, source_sites: list[Location]) -> InitReport:
-    """Classify each Linear/Conv-like weight layer of the graph."""
-    report = InitReport(source_init_sites=list(source_sites), saw_custom_init=saw_custom_init)
+def check_init(graph: Any, built: Any, touched: set[str], saw_custom_init: bool,
+               find_source_sites: Callable[[], list[Location]]) -> InitReport:
+    """Classify each Linear/Conv-like weight layer of the graph.
+
+    ``find_source_sites`` scans the source (libcst, ~30 ms a file) and is only called when a
+    layer's weights leave the question open."""
+    report = InitReport(saw_custom_init=saw_custom_init)
     modules = dict(built.model.named_modules())
+    scanned: list[list[Location]] = []
+
+    def source_sites() -> list[Location]:
+        if not scanned:
+            scanned.append(find_source_sites())
+            report.source_init_sites = list(scanned[0])
+        return scanned[0]
+
     for node in graph.weight_layers():
         mod = modules.get(node.module or "")
         if mod is None or not has_default_init(mod):
@@ -152,18 +164,22 @@ def check_init(graph: Any, built: Any, touched: set[str], saw_custom_init: bool,
         if wname in touched:
             report.layers[name] = LayerInit("custom", "initialization code touched its weight")
             continue
-        where = ", ".join(f"{loc.path}:{loc.line}" for loc in source_sites[:3])
         if built.materialized:
             ok, stats = weights_look_default(w)
             if not ok:
                 report.layers[name] = LayerInit("custom", stats)
-            elif source_sites and not saw_custom_init:
+                continue
+            sites = source_sites()
+            where = ", ".join(f"{loc.path}:{loc.line}" for loc in sites[:3])
+            if sites and not saw_custom_init:
                 report.layers[name] = LayerInit("unknown", f"{stats}, but the source has init code ({where}) that did not run while building")
             else:
-                why = f"init code at {where} did not touch it" if source_sites else "no init code in the model's source"
+                why = f"init code at {where} did not touch it" if sites else "no init code in the model's source"
                 report.layers[name] = LayerInit("default", f"{stats}; {why}")
         else:
-            if source_sites:
+            sites = source_sites()
+            where = ", ".join(f"{loc.path}:{loc.line}" for loc in sites[:3])
+            if sites:
                 report.layers[name] = LayerInit("unknown", f"not materialized; the source has init code ({where})")
             else:
                 report.layers[name] = LayerInit("default", "not materialized; no init code in the model's source or run while building")

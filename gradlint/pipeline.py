@@ -231,7 +231,7 @@ def analyze_built(built: Any, loaded: Any, session: Session) -> ModelReport:
     structure = Structure(graph)
     try:
         init = check_init(graph, built, built.init_touched, built.saw_custom_init,
-                          source_init_sites(model_class_files(built.model)))
+                          lambda: source_init_sites(model_class_files(built.model)))
     except Exception as e:  # noqa: BLE001 - never lose the other results to this
         session.internal_errors.append(f"{spec}: init check: {one_line(e)}")
         init = None
