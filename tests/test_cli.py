@@ -384,3 +384,13 @@ def test_json_contract_shape(write):
     for f in m["findings"]:
         assert set(f) == {"code", "name", "severity", "message", "fix", "location"}
         assert set(f["location"]) == {"path", "line", "column"}
+
+
+def test_debug_shows_the_traceback_only_when_asked(write):
+    path = write("boom.py", "import torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n"
+                            "        super().__init__()\n        raise ValueError('boom')\n\n"
+                            "    def forward(self, x):\n        return x\n")
+    code, out, err = cli(str(path))
+    assert code == 1 and "Traceback" not in out + err
+    code, out, err = cli(str(path), "--debug")
+    assert code == 1 and "Traceback" in err and "ValueError: boom" in err
