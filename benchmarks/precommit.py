@@ -169,7 +169,19 @@ def cli_run(folder: Path, files: list[str]) -> dict:
             "models": len(json.loads(proc.stdout)["models"])}
 
 
+def quick_command(*args: str) -> float:
+    """Median wall time of a command that must not import torch (--help, rule)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "gradlint", *args], env=env, capture_output=True, check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 def main() -> None:
+    help_time, rule_time = quick_command("--help"), quick_command("rule", "GL101")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = make_repo(folder)
@@ -185,6 +197,8 @@ def main() -> None:
     total = breakdown["wall"]
     cached_wall = statistics.median(c["wall"] for c in cached)
     rows = [
+        ("gradlint --help: wall time (median of 5)", f"{help_time:.3f} s (target < 0.3 s)"),
+        ("gradlint rule GL101: wall time (median of 5)", f"{rule_time:.3f} s (target < 0.3 s)"),
         ("files / models", f"{len(files)} / {first['models']}"),
         ("first run: wall time", f"{first['wall']:.2f} s"),
         ("first run: peak RSS", f"{first['maxrss_mb']:.0f} MB"),
