@@ -65,6 +65,7 @@ def _formats() -> tuple[str, ...]:
 @click.option("--input-shape", default=None, metavar="N,C,H,W", help="Input shape when the file has no example_inputs().")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--show-fixes", is_flag=True, help="Print each finding's fix under it (concise format).")
+@click.option("--statistics", is_flag=True, help="Count the findings per code instead of listing them (json with --format json).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="pyproject.toml to read [tool.gradlint] from (default: the nearest one).")
 @click.option("--timeout", type=float, default=None, help="Seconds allowed per model (default 120).")
@@ -73,7 +74,7 @@ def _formats() -> tuple[str, ...]:
 @click.option("--tensorboard", default=None, metavar="DIR", help="With --verify: write per-layer norms and histograms as TensorBoard events.")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
-          input_shape, exit_zero, show_fixes, config_path, timeout, chart, plot, tensorboard, debug) -> None:
+          input_shape, exit_zero, show_fixes, statistics, config_path, timeout, chart, plot, tensorboard, debug) -> None:
     """Analyse the models in TARGETS (files, folders, file.py::Name)."""
     from . import errors
 
@@ -117,7 +118,12 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
 
     from .report import formats
 
-    formats.render(fmt, report, sys.stdout, show_fixes=show_fixes)
+    if statistics:
+        from .report.statistics import render_statistics
+
+        render_statistics(report, sys.stdout, as_json=fmt == "json")
+    else:
+        formats.render(fmt, report, sys.stdout, show_fixes=show_fixes)
     for msg in report.messages:
         click.echo(f"gradlint: {msg}", err=True)
     for msg in session.internal_errors:
