@@ -201,5 +201,32 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
         click.echo(r.doc_markdown())
 
 
+@main.command()
+@click.option("--python", "interpreter", default=None, metavar="PATH",
+              help="Interpreter that runs the analysis, with torch and gradlint installed (default: this one).")
+@click.option("--timeout", type=float, default=None, help="Seconds one analysis may take before it is stopped (default 60).")
+def lsp(interpreter: str | None, timeout: float | None) -> None:
+    """Run the language server on stdin/stdout (needs the lsp extra: pip install 'gradlint[lsp]').
+
+    Diagnostics for Python files that define models, on open and on save. The analysis runs in a
+    subprocess of --python (or the `interpreter` initialization option), so your code cannot take
+    the server down.
+    """
+    try:
+        from .lsp.server import serve
+    except ModuleNotFoundError as e:
+        # pygls 1.x lacks pygls.lsp.server: the same remedy.
+        if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol", "cattrs"):
+            raise
+        click.echo(f"gradlint: error: `gradlint lsp` needs pygls>=2 ({e}); install the extra: pip install 'gradlint[lsp]'",
+                   err=True)
+        sys.exit(EXIT_ERROR)
+    try:
+        serve(interpreter=interpreter, timeout=timeout)
+    except Exception as e:  # noqa: BLE001 - gradlint's own bug: one line, not a traceback
+        click.echo(f"gradlint: internal error: {type(e).__name__}: {e}", err=True)
+        sys.exit(EXIT_ERROR)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
