@@ -97,15 +97,17 @@ def test_github_paths_are_relative_to_the_repository_root(tmp_path, monkeypatch)
     assert summary.startswith("Found 1 problem")
 
 
-def test_github_format_from_the_cli():
-    code, out, err = run_gradlint("--format", "github", str(EXAMPLE.relative_to(ROOT)), cwd=ROOT)
-    assert code == 1, err
-    lines = out.splitlines()
-    gl101 = next(ln for ln in lines if "title=GL101" in ln)
-    sig_line = next(i for i, t in enumerate(EXAMPLE.read_text().splitlines(), 1) if "nn.Sigmoid()" in t)
-    assert gl101.startswith(f"::error file=examples/deep_sigmoid_mlp.py,line={sig_line},col=")
-    assert sum(ln.startswith("::warning ") for ln in lines) == 3
-    assert lines[-1].startswith("Found 4 problems")
+def test_repo_root_is_found_from_a_git_file_too(tmp_path):
+    from gradlint.report.locations import relative_to_root, repo_root
+
+    (tmp_path / "wt" / "pkg").mkdir(parents=True)
+    (tmp_path / "wt" / ".git").write_text("gitdir: /elsewhere/.git/worktrees/wt\n")  # worktrees, submodules
+    root = repo_root(tmp_path / "wt" / "pkg")
+    assert root == (tmp_path / "wt").resolve()
+    assert relative_to_root(str(tmp_path / "wt" / "pkg" / "m.py"), root) == "pkg/m.py"
+    assert relative_to_root(str(tmp_path / "other.py"), root) is None
+    (tmp_path / "plain").mkdir()
+    assert repo_root(tmp_path / "plain") == (tmp_path / "plain").resolve()  # no repository: the folder itself
 
 
 # -- sarif ---------------------------------------------------------------------------------------
