@@ -204,7 +204,8 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
 @main.command()
 @click.option("--python", "interpreter", default=None, metavar="PATH",
               help="Interpreter that runs the analysis, with torch and gradlint installed (default: this one).")
-@click.option("--timeout", type=float, default=None, help="Seconds one analysis may take before it is stopped (default 60).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds one analysis may take before it is stopped (default 60).")
 def lsp(interpreter: str | None, timeout: float | None) -> None:
     """Run the language server on stdin/stdout (needs the lsp extra: pip install 'gradlint[lsp]').
 
