@@ -66,6 +66,7 @@ def _formats() -> tuple[str, ...]:
 @click.option("--input-shape", default=None, metavar="N,C,H,W", help="Input shape when the file has no example_inputs().")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--show-fixes", is_flag=True, help="Print each finding's fix under it (concise format).")
+@click.option("--statistics", is_flag=True, help="Count the findings per code instead of listing them (json with --format json).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="pyproject.toml to read [tool.gradlint] from (default: the nearest one).")
 @click.option("--timeout", type=float, default=None, help="Seconds allowed per model (default 120).")
@@ -77,8 +78,8 @@ def _formats() -> tuple[str, ...]:
               help="Files analysed in parallel, in separate processes (0: one per CPU).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
-          input_shape, exit_zero, show_fixes, config_path, timeout, chart, plot, tensorboard, no_cache, jobs,
-          debug) -> None:
+          input_shape, exit_zero, show_fixes, statistics, config_path, timeout, chart, plot, tensorboard, no_cache,
+          jobs, debug) -> None:
     """Analyse the models in TARGETS (files, folders, file.py::Name)."""
     from . import errors
 
@@ -125,7 +126,12 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
 
     from .report import formats
 
-    formats.render(fmt, report, sys.stdout, show_fixes=show_fixes)
+    if statistics:
+        from .report.statistics import render_statistics
+
+        render_statistics(report, sys.stdout, as_json=fmt == "json")
+    else:
+        formats.render(fmt, report, sys.stdout, show_fixes=show_fixes)
     for msg in report.usage_errors:
         click.echo(f"gradlint: error: {msg}", err=True)
     for msg in report.messages:
@@ -203,6 +209,34 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
         click.echo(json.dumps(r.to_json(), indent=2))
     else:
         click.echo(r.doc_markdown())
+
+
+@main.command()
+@click.option("--python", "interpreter", default=None, metavar="PATH",
+              help="Interpreter that runs the analysis, with torch and gradlint installed (default: this one).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds one analysis may take before it is stopped (default 60).")
+def lsp(interpreter: str | None, timeout: float | None) -> None:
+    """Run the language server on stdin/stdout (needs the lsp extra: pip install 'gradlint[lsp]').
+
+    Diagnostics for Python files that define models, on open and on save. The analysis runs in a
+    subprocess of --python (or the `interpreter` initialization option), so your code cannot take
+    the server down.
+    """
+    try:
+        from .lsp.server import serve
+    except ModuleNotFoundError as e:
+        # pygls 1.x lacks pygls.lsp.server: the same remedy.
+        if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol", "cattrs"):
+            raise
+        click.echo(f"gradlint: error: `gradlint lsp` needs pygls>=2 ({e}); install the extra: pip install 'gradlint[lsp]'",
+                   err=True)
+        sys.exit(EXIT_ERROR)
+    try:
+        serve(interpreter=interpreter, timeout=timeout)
+    except Exception as e:  # noqa: BLE001 - gradlint's own bug: one line, not a traceback
+        click.echo(f"gradlint: internal error: {type(e).__name__}: {e}", err=True)
+        sys.exit(EXIT_ERROR)
 
 
 if __name__ == "__main__":  # pragma: no cover

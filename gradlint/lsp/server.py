@@ -1,0 +1,217 @@
+"""The language server (pygls 2.x): diagnostics on open and on save, cleared on close, a hover that
+says the fix.
+
+The server itself never imports torch or the user's code: each analysis is a subprocess
+(``runner``), started for the file as it is on disk (that is what a save means), so the server
+stays up whatever the model's code does. Results are cached by the file's content hash, so
+re-opening or re-saving an unchanged file costs nothing. A newer save cancels a run still going
+for the same file.
+
+Settings, from ``initializationOptions`` (or ``gradlint lsp --python/--timeout``):
+``interpreter`` (path of the Python with torch and gradlint; default: the server's own),
+``timeout`` (seconds per analysis, default 60), ``args`` (extra ``gradlint check`` arguments,
+e.g. ``["--select", "GL1"]``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from .. import __version__
+from . import diagnostics, runner
+from .detect import defines_models
+
+CACHE_SIZE = 128
+PARALLEL_RUNS = 2  # each run imports torch: more would only fight over the cores
+
+
+@dataclass
+class Settings:
+    interpreter: str = field(default_factory=lambda: sys.executable)
+    timeout: float = runner.DEFAULT_TIMEOUT
+    args: list[str] = field(default_factory=list)
+
+    def update(self, options: Any) -> list[str]:
+        """Apply initializationOptions; returns complaints about values that were ignored."""
+        problems: list[str] = []
+        if not isinstance(options, dict):
+            return problems if options is None else ["initializationOptions must be an object"]
+        if "interpreter" in options:
+            if isinstance(options["interpreter"], str) and options["interpreter"]:
+                self.interpreter = options["interpreter"]
+            else:
+                problems.append("`interpreter` must be a path")
+        if "timeout" in options:
+            t = options["timeout"]
+            if isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0:
+                self.timeout = float(t)
+            else:
+                problems.append("`timeout` must be a positive number of seconds")
+        if "args" in options:
+            a = options["args"]
+            if isinstance(a, list) and all(isinstance(x, str) for x in a):
+                self.args = list(a)
+            else:
+                problems.append("`args` must be a list of strings")
+        return problems
+
+
+class GradlintServer(LanguageServer):
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__("gradlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full)
+        self.settings = settings or Settings()
+        self.cache: OrderedDict[tuple, list[dict[str, Any]]] = OrderedDict()
+        self.shown: dict[str, list[diagnostics.Shown]] = {}
+        self.runs: dict[str, asyncio.Task] = {}
+        self._slots: asyncio.Semaphore | None = None
+
+    # -- scheduling ---------------------------------------------------------------------------
+    def schedule(self, uri: str) -> None:
+        """Analyse ``uri`` now, superseding a run still going for it."""
+        self.cancel(uri)
+        task = asyncio.get_running_loop().create_task(self._analyse(uri))
+        self.runs[uri] = task
+        task.add_done_callback(lambda t, uri=uri: self._finished(uri, t))
+
+    def cancel(self, uri: str) -> None:
+        task = self.runs.pop(uri, None)
+        if task is not None and not task.done():
+            task.cancel()  # the runner kills the subprocess
+
+    def cancel_all(self) -> None:
+        for uri in list(self.runs):
+            self.cancel(uri)
+
+    def _finished(self, uri: str, task: asyncio.Task) -> None:
+        if self.runs.get(uri) is task:
+            del self.runs[uri]
+        if not task.cancelled() and task.exception() is not None:
+            e = task.exception()
+            self.log(f"gradlint: internal error analysing {uri}: {type(e).__name__}: {e}", types.MessageType.Error)
+
+    # -- one analysis -------------------------------------------------------------------------
+    async def _analyse(self, uri: str) -> None:
+        path = to_fs_path(uri)
+        if path is None or not uri.startswith("file:"):
+            return
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            return
+        text = data.decode("utf-8", "replace")
+        lines = text.splitlines()
+        if not defines_models(text):
+            self.publish(uri, [])
+            return
+        s = self.settings
+        key = (os.path.realpath(path), hashlib.sha256(data).hexdigest(), s.interpreter, tuple(s.args))
+        findings = self.cache.get(key)
+        if findings is not None:
+            self.cache.move_to_end(key)
+            self.log(f"gradlint: {path} is unchanged, reusing its {len(findings)} findings")
+        else:
+            if self._slots is None:
+                self._slots = asyncio.Semaphore(PARALLEL_RUNS)
+            async with self._slots:
+                outcome = await runner.analyse(path, s.interpreter, s.timeout, s.args, cwd=self._cwd_for(path))
+            if outcome.log.strip():
+                self.log(outcome.log.rstrip())
+            if not outcome.ok:
+                # Not cached: a timeout may pass, and the next save should try again.
+                self.log(f"gradlint: {path}: {outcome.error}", types.MessageType.Warning)
+                self.publish(uri, [diagnostics.failure(lines, outcome.error or "", self._units)])
+                return
+            findings = outcome.findings
+            self.cache[key] = findings
+            while len(self.cache) > CACHE_SIZE:
+                self.cache.popitem(last=False)
+            self.log(f"gradlint: analysed {path} in {outcome.seconds:.1f} s: {len(findings)} findings")
+        self.publish(uri, diagnostics.to_diagnostics(findings, path, lines, self._units))
+
+    def _cwd_for(self, path: str) -> str:
+        """The workspace root when the file is in it (so paths and config resolve as in a terminal)."""
+        root = self.workspace.root_path
+        if root and os.path.realpath(path).startswith(os.path.realpath(root) + os.sep):
+            return root
+        return str(Path(path).parent)
+
+    def _units(self, s: str) -> int:
+        return self.workspace.position_codec.client_num_units(s)
+
+    # -- output -------------------------------------------------------------------------------
+    def publish(self, uri: str, shown: list[diagnostics.Shown]) -> None:
+        doc = self.workspace.text_documents.get(unquote(uri))
+        if doc is None:  # closed while the analysis ran: its diagnostics are already cleared
+            return
+        self.shown[uri] = shown
+        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+            uri=uri, diagnostics=[s.diagnostic for s in shown], version=doc.version if doc else None))
+
+    def clear(self, uri: str) -> None:
+        self.cancel(uri)
+        self.shown.pop(uri, None)
+        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+    def log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
+        self.window_log_message(types.LogMessageParams(type=kind, message=message))
+
+    def hover(self, uri: str, pos: types.Position) -> types.Hover | None:
+        hits = [s for s in self.shown.get(uri, []) if diagnostics.contains(s.diagnostic.range, pos)]
+        if not hits:
+            return None
+        return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown,
+                                                        value="\n\n---\n\n".join(s.hover for s in hits)),
+                           range=hits[0].diagnostic.range)
+
+
+def build(settings: Settings | None = None) -> GradlintServer:
+    server = GradlintServer(settings)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: GradlintServer, params: types.InitializeParams) -> None:
+        for problem in ls.settings.update(params.initialization_options):
+            ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning,
+                                                           message=f"gradlint: ignored setting: {problem}"))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: GradlintServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.schedule(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    def did_save(ls: GradlintServer, params: types.DidSaveTextDocumentParams) -> None:
+        ls.schedule(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: GradlintServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.clear(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    def hover(ls: GradlintServer, params: types.HoverParams) -> types.Hover | None:
+        return ls.hover(params.text_document.uri, params.position)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: GradlintServer, *_args) -> None:
+        ls.cancel_all()  # no analysis subprocess outlives the server
+
+    return server
+
+
+def serve(interpreter: str | None = None, timeout: float | None = None) -> None:
+    settings = Settings()
+    if interpreter:
+        settings.interpreter = interpreter
+    if timeout:
+        settings.timeout = timeout
+    build(settings).start_io()

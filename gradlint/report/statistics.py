@@ -1,0 +1,30 @@
+"""``--statistics``: how often each code fired, instead of the findings themselves (as ``ruff
+check --statistics``): the overview to decide what to fix first or what to ignore."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import IO, Any
+
+from .model import Report
+from .text import summary_line
+
+
+def statistics(report: Report) -> list[dict[str, Any]]:
+    """[{code, name, count}], the most frequent first, then by code."""
+    counts = Counter(f.code for f in report.findings)
+    names = {f.code: f.name for f in report.findings}
+    return [{"code": c, "name": names[c], "count": n} for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def render_statistics(report: Report, out: IO[str], as_json: bool = False) -> None:
+    rows = statistics(report)
+    if as_json:
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+        return
+    width = max((len(str(r["count"])) for r in rows), default=1)
+    for r in rows:
+        out.write(f"{r['count']:>{width}}\t{r['code']}\t{r['name']}\n")
+    out.write(summary_line(report) + "\n")
