@@ -59,9 +59,9 @@ def _formats() -> tuple[str, ...]:
 @click.option("--format", "output_format", default=None, metavar="FORMAT",
               help="Output format: concise (default), full, json, github, sarif, mermaid.")
 @click.option("--verify", is_flag=True, default=None, help="Measure one real forward/backward pass and compare.")
-@click.option("--device", default=None, help="Device for --verify: cpu, cuda or auto.")
+@click.option("--device", default=None, help="Device for --verify: cpu (default), cuda, cuda:N or auto.")
 @click.option("--batch-size", type=int, default=None, help="Batch size of the inferred inputs (default 8).")
-@click.option("--seed", type=int, default=None, help="Random seed for --verify.")
+@click.option("--seed", type=int, default=None, help="Random seed for --verify: weights, inputs, dropout, loss (default 0).")
 @click.option("--input-shape", default=None, metavar="N,C,H,W", help="Input shape when the file has no example_inputs().")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--show-fixes", is_flag=True, help="Print each finding's fix under it (concise format).")
@@ -69,8 +69,8 @@ def _formats() -> tuple[str, ...]:
               help="pyproject.toml to read [tool.gradlint] from (default: the nearest one).")
 @click.option("--timeout", type=float, default=None, help="Seconds allowed per model (default 120).")
 @click.option("--chart", is_flag=True, default=None, help="Draw gradient magnitude against depth in the terminal.")
-@click.option("--plot", default=None, metavar="FILE.png", help="With --verify: save gradient-norm and histogram plots (needs matplotlib).")
-@click.option("--tensorboard", default=None, metavar="DIR", help="With --verify: write per-layer norms and histograms as TensorBoard events.")
+@click.option("--plot", default=None, metavar="FILE.png", help="Save gradient-norm-by-depth and histogram plots (implies --verify; needs matplotlib).")
+@click.option("--tensorboard", default=None, metavar="DIR", help="Write per-layer norms and histograms as TensorBoard events (implies --verify).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
           input_shape, exit_zero, show_fixes, config_path, timeout, chart, plot, tensorboard, debug) -> None:
@@ -90,6 +90,9 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
         from .rules import select_rules
 
         enabled = select_rules(config.select, config.extend_select, config.ignore)
+        from .verify.options import prepare
+
+        prepare(config)  # --plot/--tensorboard imply --verify; missing extras and CUDA are usage errors
         fmt = output_format or "concise"
         if fmt not in _formats():
             raise ConfigError(f"--format {fmt}: expected one of {', '.join(_formats())}")

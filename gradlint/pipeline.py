@@ -7,6 +7,7 @@ hides the results of the others.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import time
@@ -90,7 +91,8 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> tup
     for cand in loaded.candidates:
         t1 = time.perf_counter()
         try:
-            b = build_model(cand, config.materialize_limit)
+            with _seeded(config.seed if config.verify else None):
+                b = build_model(cand, config.materialize_limit)
         except StageError as e:
             reports.append(failed_report(cand.target.spec, e, target.path, session))
             continue
@@ -103,6 +105,19 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> tup
         reports.append(m)
     reports.sort(key=lambda r: _order_key(r, loaded))
     return reports, []
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None):
+    """With --verify the measured weights are part of the result: --seed makes them repeatable."""
+    if seed is None:
+        yield
+        return
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def _order_key(r: ModelReport, loaded: Any) -> int:
