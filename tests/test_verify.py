@@ -394,7 +394,17 @@ def test_peak_memory_and_time_are_reported():
     assert v.forward_backward_s > 0 and v.statistics_s > 0
     assert v.peak_memory_bytes is not None and v.peak_memory_bytes >= 0
     if sys.platform.startswith("linux"):
-        assert v.memory_method.startswith("resident memory")
+        assert v.memory_method in ("peak resident memory (VmHWM)", "resident memory, sampled every 1 ms")
+
+
+def test_peak_memory_sees_a_short_lived_allocation():
+    from gradlint.verify.resources import PeakMemory
+
+    with PeakMemory("cpu") as pm:
+        big = torch.ones(32 * 2**20 // 4)  # 32 MiB, touched, then freed
+        del big
+    if pm.method.startswith(("peak resident", "resident memory")):
+        assert 28 * 2**20 <= pm.peak <= 64 * 2**20
 
 
 def test_verify_off_measures_nothing(write):
@@ -402,3 +412,34 @@ def test_verify_off_measures_nothing(write):
     m = analyze_path(path).models[0]
     assert m.layers and all(layer.measured is None for layer in m.layers)
     assert "verify" not in m.details and m.summary.measured_verdict is None
+
+
+def test_gradient_statistics_exact_on_small_tensors_and_sampled_on_large_ones():
+    from gradlint.verify.gradstats import SAMPLE, grad_stats
+    from gradlint.verify.measurement import HIST_LOW, HIST_WIDTH
+
+    g = torch.tensor([0.0, 0.0, 3e-8, -3e-8, 3.0, -2.0, float("nan"), float("inf")])
+    s = grad_stats([g], [g.numel()])
+    assert (s.zeros, s.nonfinite, s.positive, s.negative) == (2, 2, 2, 2)
+    bin_of = lambda v: int((math.log10(v) - HIST_LOW) / HIST_WIDTH)  # noqa: E731
+    assert s.hist[bin_of(3e-8)] == 2 and s.hist_negative[bin_of(3e-8)] == 1
+    assert s.hist[bin_of(3.0)] == 2 and s.hist_negative[bin_of(2.0)] == 1 and sum(s.hist) == 4
+
+    big = torch.randn(3 * SAMPLE, generator=torch.Generator().manual_seed(0)).abs()  # one-signed
+    big[: SAMPLE // 2] = 0.0
+    big[-7:] = -1.0
+    s = grad_stats([big], [big.numel()])
+    assert s.sampled and s.zeros == SAMPLE // 2 and s.nonfinite == 0
+    assert s.positive + s.negative == big.numel() - SAMPLE // 2
+    assert s.positive / (s.positive + s.negative) > 0.999
+    assert SAMPLE // 2 <= sum(s.hist) <= SAMPLE + 1
+
+
+def test_square_sum_is_exact_for_tiny_and_huge_gradients():
+    from gradlint.verify.measure import square_sum
+
+    for scale in (1e-30, 1.0, 1e30):
+        t = torch.full((1000,), 3.0) * scale
+        assert square_sum(t) == pytest.approx(9000.0 * scale * scale, rel=1e-5)
+    assert math.isnan(square_sum(torch.tensor([1.0, float("nan")])))
+    assert square_sum(torch.tensor([1.0, float("-inf")])) == float("inf")

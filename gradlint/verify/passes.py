@@ -35,6 +35,15 @@ class LayerSpec:
     embedding: bool = False
 
 
+def has_functional_activations(graph: Any) -> bool:
+    """Does the forward call sigmoid/tanh/ReLU-family functions outside activation modules?
+    Only then does the pass watch every torch call for them."""
+    from ..graph import ACTIVATION
+    from .measurement import RELU_OPS, SATURATING_OPS
+
+    return any(n.kind == ACTIVATION and n.module is None and n.op in SATURATING_OPS | RELU_OPS for n in graph)
+
+
 def layer_specs(graph: Any) -> list[LayerSpec]:
     from ..graph import EMBEDDING
 
@@ -74,7 +83,8 @@ def _zero_parameters(model: Any) -> list[str]:
         for name, p in model.named_parameters():
             if name.rpartition(".")[2].startswith("bias") or p.numel() == 0:
                 continue
-            if not bool(p.detach().any()):
+            # the fastest full reduction first; a float32 norm of 1e-25s is 0 too, so confirm
+            if float(torch.linalg.vector_norm(p.detach().float())) == 0.0 and not bool(torch.count_nonzero(p)):
                 out.append(name)
     return out
 
@@ -105,7 +115,7 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
              seed: int = 0, loss_fn: Callable | None = None, loss_name: str | None = None, device: str = "cpu",
              input_source: str = "", vanishing: float = 1e-3, exploding: float = 1e4,
              saturation_threshold: float = 5.0, preserve_buffers: bool = False,
-             batch_hint: str = "") -> Measurement:
+             batch_hint: str = "", functional_activations: bool = True) -> Measurement:
     """Measure one pass. Failures raise ``StageError("verify", ...)``."""
     import torch
 
@@ -113,7 +123,8 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
 
     zero_params = _zero_parameters(model)
     owners = {name.rpartition(".")[0] for name in zero_params}
-    probes = Probes([spec.module for spec in layers], sites or {}, saturation_threshold, order_modules=owners)
+    probes = Probes([spec.module for spec in layers], sites or {}, saturation_threshold, order_modules=owners,
+                    functional=functional_activations)
     saved = SavedState(model, preserve_buffers)
     weight_names = {w for spec in layers for w in spec.weights}
     devices = [torch.device(device).index or 0] if device.startswith("cuda") else []  # fork their RNG too

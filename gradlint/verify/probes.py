@@ -1,8 +1,9 @@
 """Hooks for the measured pass: the error signal δ at each weight layer's output, and the
 pre-activations of sigmoid/tanh-family and ReLU-family activations.
 
-Every statistic is reduced on the tensor's device as it goes by and kept as a 0-d tensor; nothing
-the size of an activation or a gradient is retained, so the pass's peak memory is the model's own.
+Every statistic is reduced as the tensor goes by (activation counts stay 0-d tensors until the
+end; error-signal norms become floats in the backward hook); nothing the size of an activation or
+a gradient is retained, so the pass's peak memory is the model's own.
 Activation modules are seen through forward pre-hooks (their input is the pre-activation);
 functional calls (``torch.tanh(x)`` in a ``forward``) through a ``TorchFunctionMode`` that only
 looks at calls made outside activation modules, so ``nn.ReLU`` is not counted twice.
@@ -15,6 +16,8 @@ import sys
 from typing import Any, Iterator
 
 from .measurement import RELU_OPS, SATURATING_OPS, ActivationSite
+
+SAMPLE = 1 << 18  # activation entries read per call for the saturated/inactive shares
 
 
 def _first_tensor(value: Any) -> Any:
@@ -45,7 +48,8 @@ def _site_location(sites: dict, name: str):
 
 
 class _Accumulator:
-    """Per-site running sums, as 0-d tensors (no device sync until ``finish``)."""
+    """Per-site running sums, as 0-d tensors (no device sync until ``finish``). Counting uses
+    ``count_nonzero``: summing a bool tensor converts it to int64 first, several times slower."""
 
     def __init__(self, site: ActivationSite, bounds: tuple[float, float] | None) -> None:
         self.site = site
@@ -57,35 +61,47 @@ class _Accumulator:
         self.sums[key] = value if prev is None else prev + value
 
     def observe(self, z: Any) -> None:
+        """Shares are read from an evenly strided sample of at most ``SAMPLE`` entries (exact
+        for smaller tensors); dead units need every example, so they use a max over the batch."""
         import torch
 
         site = self.site
         with torch.no_grad():
             z = z.detach()
             site.calls += 1
-            site.count += z.numel()
+            n = z.numel()
+            flat = z.reshape(-1)
+            step = max(1, -(-n // SAMPLE))
+            sample = flat[::step] if step > 1 else flat
+            scale = n / sample.numel() if sample.numel() else 0.0
+            site.count += n
             if site.family == "saturating":
                 if site.op == "hardtanh":
                     lo, hi = self.bounds or (-1.0, 1.0)
-                    flat = (z < lo) | (z > hi)
+                    flat_region = (sample < lo) | (sample > hi)
                 elif site.op == "hardsigmoid":
-                    flat = z.abs() >= 3.0  # hardsigmoid is x/6 + 1/2 clipped to [0, 1] at +-3
+                    flat_region = sample.abs() >= 3.0  # hardsigmoid is x/6 + 1/2 clipped to [0, 1] at +-3
                 elif site.op == "logsigmoid":
-                    flat = z > site.threshold  # flat only on the positive side
+                    flat_region = sample > site.threshold  # flat only on the positive side
                 else:
-                    flat = z.abs() > site.threshold
-                self.add("saturated", flat.sum())
-            else:
-                dead = z <= 0 if site.op == "relu" else (z <= 0) | (z >= 6)
-                self.add("inactive", dead.sum())
-                if z.dim() >= 2 and z.shape[0] > 1:
-                    # a unit = one output coordinate; dead when inactive for every example
-                    site.units += z.numel() // z.shape[0]
-                    self.add("dead_units", dead.all(dim=0).sum())
+                    flat_region = sample.abs() > site.threshold
+                self.add("saturated", torch.count_nonzero(flat_region) * scale)
+                return
+            off = sample <= 0 if site.op == "relu" else (sample <= 0) | (sample >= 6)
+            self.add("inactive", torch.count_nonzero(off) * scale)
+            if z.dim() >= 2 and z.shape[0] > 1:
+                # a unit = one output coordinate; dead when inactive for every example of the batch
+                site.units += n // z.shape[0]
+                if site.op == "relu":
+                    dead = z.amax(dim=0) <= 0
+                else:
+                    lo_, hi_ = torch.aminmax(z, dim=0)
+                    dead = (hi_ <= 0) | (lo_ >= 6)
+                self.add("dead_units", torch.count_nonzero(dead))
 
     def finish(self) -> ActivationSite:
         for key, value in self.sums.items():
-            setattr(self.site, key, int(value))
+            setattr(self.site, key, int(round(float(value))))
         return self.site
 
 
@@ -93,14 +109,15 @@ class Probes:
     """Attach with ``with probes.attached(model):`` around the forward; read after backward."""
 
     def __init__(self, layer_modules: list[str], sites: dict, saturation_threshold: float,
-                 order_modules: set[str] | None = None) -> None:
+                 order_modules: set[str] | None = None, functional: bool = True) -> None:
         self.layer_modules = list(layer_modules)
+        self.functional = functional  # watch functional calls (costs a Python call per torch op)
         self.sites = sites
         self.threshold = saturation_threshold
         self.order_modules = set(order_modules or ())  # also record when these finish (zero-init owners)
         # results
-        self.delta_sq: dict[str, list[Any]] = {m: [] for m in self.layer_modules}
-        self.delta_nonfinite: dict[str, list[Any]] = {m: [] for m in self.layer_modules}
+        self.delta_sq: dict[str, list[float]] = {m: [] for m in self.layer_modules}
+        self.delta_nonfinite: dict[str, list[int]] = {m: [] for m in self.layer_modules}
         self.delta_numel: dict[str, int] = {m: 0 for m in self.layer_modules}
         self.calls: dict[str, int] = {m: 0 for m in self.layer_modules}
         self.finish_order: dict[str, int] = {}  # module -> index of its first finished forward
@@ -122,12 +139,18 @@ class Probes:
             self.delta_numel[name] += out.numel()
 
             def on_grad(grad: Any) -> None:
+                import math
+
                 import torch
 
+                from .measure import square_sum
+
                 with torch.no_grad():
-                    g = grad.detach()
-                    self.delta_sq[name].append(torch.linalg.vector_norm(g, dtype=torch.float64) ** 2)
-                    self.delta_nonfinite[name].append(g.numel() - torch.isfinite(g).sum())
+                    sq = square_sum(grad)
+                    self.delta_sq[name].append(sq)
+                    if not math.isfinite(sq):
+                        g = grad.detach()
+                        self.delta_nonfinite[name].append(g.numel() - int(torch.count_nonzero(torch.isfinite(g))))
 
             out.register_hook(on_grad)
 
@@ -217,7 +240,7 @@ class Probes:
                         if c.op == "hardtanh" else None
                     handles.append(module.register_forward_pre_hook(self._act_pre(name, op, bounds)))
                     handles.append(module.register_forward_hook(self._act_post))
-            with self._function_mode():
+            with self._function_mode() if self.functional else contextlib.nullcontext():
                 yield
         finally:
             for h in handles:
@@ -234,8 +257,8 @@ class Probes:
         parts = self.delta_sq.get(name) or []
         if not parts:
             return None, None, 0
-        sq = float(sum(float(p) for p in parts))
-        nonfinite = int(sum(int(p) for p in self.delta_nonfinite[name]))
+        sq = float(sum(parts))
+        nonfinite = int(sum(self.delta_nonfinite[name]))
         if not math.isfinite(sq):
             return None, None, nonfinite
         norm = math.sqrt(sq)

@@ -23,7 +23,7 @@ def verify_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report: 
         return
     import torch
 
-    from .passes import layer_specs, run_pass
+    from .passes import has_functional_activations, layer_specs, run_pass
     from .resources import DeviceError, resolve_device
 
     try:
@@ -51,7 +51,8 @@ def verify_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report: 
                          vanishing=config.vanishing_threshold, exploding=config.exploding_threshold,
                          saturation_threshold=_saturation_threshold(config),
                          preserve_buffers=bool(getattr(built, "in_memory", False)),
-                         batch_hint=f" at batch {batch}" if batch else "")
+                         batch_hint=f" at batch {batch}" if batch else "",
+                         functional_activations=has_functional_activations(ctx.graph))
     finally:
         if moved is not None:
             model.to(moved)  # back where it was
