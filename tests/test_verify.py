@@ -361,6 +361,15 @@ def test_out_of_memory_names_the_batch_and_the_remedy(write):
     assert "--batch-size" in f.fix and "--device cpu" in f.fix
 
 
+def test_integer_output_is_gl001_at_the_model_with_a_hint(write):
+    path = write("argmax.py", MODEL_FILE.format(body="pass").replace(
+        "return self.head(torch.tanh(self.fc(x)))", "return self.head(torch.tanh(self.fc(x))).argmax(-1)"))
+    f = next(f for f in analyze_path(path, verify=True).findings if f.code == "GL001")
+    assert f.message == ("verify failed: the model's output (an int64 tensor of shape (8,)) holds no floating-point "
+                         "tensor to take a gradient of")
+    assert f.location.line == 5 and "gradlint_loss" in f.fix  # the class definition
+
+
 def test_user_loss_from_the_file_and_from_the_config(write):
     path = write("lossy.py", MODEL_FILE.format(body="pass") + """
 
@@ -370,6 +379,10 @@ def test_user_loss_from_the_file_and_from_the_config(write):
 
     def other_loss(output, x):
         return (output.sum(dim=1) - x.sum(dim=1)).abs().mean()
+
+
+    def vector_loss(output):
+        return output.sum(dim=1)
     """)
     v = analyze_path(path, verify=True).models[0].details["verify"]
     assert v.loss == "gradlint_loss()" and v.loss_value > 0  # a mean of squares; a projection can be < 0
@@ -377,6 +390,9 @@ def test_user_loss_from_the_file_and_from_the_config(write):
     assert v2.loss == "other_loss()" and v2.loss_value != v.loss_value
     missing = analyze_path(path, verify=True, loss="nope").findings
     assert any(f.code == "GL001" and "'nope'" in f.message for f in missing)
+    vector = analyze_path(path, verify=True, loss="vector_loss").findings
+    assert any(f.code == "GL001" and f.message == "verify failed: the loss function returned a float32 tensor of "
+               "shape (8,), not a scalar" for f in vector)
 
 
 def test_device_resolution():

@@ -143,11 +143,19 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
                     with torch.enable_grad():
                         with probes.attached(model):
                             out = model(*args, **kwargs)
-                        loss = (_call_loss(loss_fn, out, args) if loss_fn is not None
-                                else projection_loss(output_tensors(out), seed))
+                        if loss_fn is not None:
+                            loss = _call_loss(loss_fn, out, args)
+                        else:
+                            floats = output_tensors(out)
+                            if not floats:
+                                raise StageError("verify", f"the model's output ({_describe(out)}) holds no "
+                                                 "floating-point tensor to take a gradient of", None,
+                                                 "return the floating-point output (logits, not argmax), or define "
+                                                 "gradlint_loss(output) in the model file")
+                            loss = projection_loss(floats, seed)
                         del out
                         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                            raise StageError("verify", f"the loss function returned {_describe(loss)}, not a scalar tensor",
+                            raise StageError("verify", f"the loss function returned {_describe(loss)}, not a scalar",
                                              None, "return a single number (a 0-d tensor) from the loss function")
                         if not loss.requires_grad:
                             raise StageError("verify", "the loss does not depend on any weight: nothing to differentiate",
@@ -194,8 +202,11 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
 
 
 def _describe(value: Any) -> str:
+    """'an int64 tensor of shape (8,)', 'a list'."""
     shape = getattr(value, "shape", None)
-    return f"a tensor of shape {tuple(shape)}" if shape is not None else f"a {type(value).__name__}"
+    what = (f"{str(getattr(value, 'dtype', '')).replace('torch.', '')} tensor of shape {tuple(shape)}"
+            if shape is not None else type(value).__name__)
+    return ("an " if what[:1] in "aeio" else "a ") + what
 
 
 def _collect(model: Any, layers: Sequence[LayerSpec], probes: Probes, zero_params: list[str]) -> Measurement:

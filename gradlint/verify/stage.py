@@ -10,6 +10,7 @@ is a ``StageError("verify", ...)``: GL001 for this model, with the static result
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -45,7 +46,7 @@ def verify_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report: 
         from ..load import user_stdout_to_stderr
 
         batch = _batch_of(inputs.args)
-        with user_stdout_to_stderr():
+        with user_stdout_to_stderr(), _located_at(built.candidate.location):
             m = run_pass(model, inputs.args, forward_kwargs(model, inputs), layers, sites=sites, seed=config.seed,
                          loss_fn=loss_fn, loss_name=loss_name, device=device, input_source=inputs.source,
                          vanishing=config.vanishing_threshold, exploding=config.exploding_threshold,
@@ -63,6 +64,17 @@ def verify_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report: 
 
 
 verify_stage.stage_name = "verify"  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _located_at(fallback: Any):
+    """A verify failure with no line of the user's code points at the model's definition."""
+    try:
+        yield
+    except StageError as e:
+        if e.location is None:
+            e.location = fallback
+        raise
 
 
 def _loss_function(loaded: Any, config: Any) -> tuple[Any, str | None]:
