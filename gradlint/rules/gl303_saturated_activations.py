@@ -4,7 +4,7 @@ from typing import Iterable
 
 from ..report.model import Finding
 from .base import Example, Option, Rule, RuleContext
-from .measured import by_location, names, pct
+from .measured import flagged_sites, pct
 
 
 class SaturatedActivations(Rule):
@@ -122,15 +122,10 @@ class SaturatedActivations(Rule):
 
     def check(self, ctx: RuleContext) -> Iterable[Finding]:
         limit = self.opts["fraction"]
-        hits = [a for a in ctx.measurement.activations
-                if a.family == "saturating" and a.count and a.saturated_fraction > limit]
-        for group in by_location(hits, lambda a: a.location):
-            worst = max(group, key=lambda a: a.saturated_fraction)
-            seen = sum(a.count for a in group)
-            share = sum(a.saturated for a in group) / seen
-            where = names([a.module or (f"after {a.layer}" if a.layer else a.op) for a in group])
+        for g in flagged_sites(ctx.measurement.activations, "saturating", lambda a: a.saturated_fraction > limit):
+            worst = g.worst
             rule = (f"|z| > {worst.threshold:g}" if worst.op in ("sigmoid", "tanh", "softsign")
                     else "in the flat region")
-            msg = (f"measured on one batch: {pct(share)} of the inputs of {worst.op} ({where}) are saturated "
+            msg = (f"measured on one batch: {pct(g.share)} of the inputs of {worst.op} ({g.where}) are saturated "
                    f"({rule}; worst {pct(worst.saturated_fraction)}), so almost no gradient passes them")
             yield self.finding(msg, worst.location)

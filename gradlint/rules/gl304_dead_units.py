@@ -4,7 +4,7 @@ from typing import Iterable
 
 from ..report.model import Finding
 from .base import Example, Option, Rule, RuleContext
-from .measured import by_location, names, pct
+from .measured import flagged_sites, pct
 
 
 class DeadUnits(Rule):
@@ -118,15 +118,10 @@ class DeadUnits(Rule):
 
     def check(self, ctx: RuleContext) -> Iterable[Finding]:
         limit = self.opts["fraction"]
-        hits = [a for a in ctx.measurement.activations
-                if a.family == "relu" and a.count and a.inactive_fraction >= limit]
-        for group in by_location(hits, lambda a: a.location):
-            worst = max(group, key=lambda a: a.inactive_fraction)
-            share = sum(a.inactive for a in group) / sum(a.count for a in group)
-            units = sum(a.units for a in group)
-            dead = f", {pct(sum(a.dead_units for a in group) / units)} of its units are off for the whole batch" \
+        for g in flagged_sites(ctx.measurement.activations, "relu", lambda a: a.inactive_fraction >= limit):
+            units = sum(a.units for a in g.sites)
+            dead = f", {pct(sum(a.dead_units for a in g.sites) / units)} of its units are off for the whole batch" \
                 if units else ""
-            where = names([a.module or (f"after {a.layer}" if a.layer else a.op) for a in group])
-            msg = (f"measured on one batch: {pct(share)} of the inputs of {worst.op} ({where}) are <= 0 and pass no "
-                   f"gradient (worst {pct(worst.inactive_fraction)}){dead}")
-            yield self.finding(msg, worst.location)
+            msg = (f"measured on one batch: {pct(g.share)} of the inputs of {g.worst.op} ({g.where}) are <= 0 and "
+                   f"pass no gradient (worst {pct(g.worst.inactive_fraction)}){dead}")
+            yield self.finding(msg, g.worst.location)
