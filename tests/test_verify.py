@@ -341,6 +341,15 @@ def test_too_big_for_memory_is_refused_with_a_hint(write, monkeypatch):
     assert m.status == "analyzed" and m.layers and m.layers[0].measured is None  # static results kept
 
 
+def test_gradients_that_would_not_fit_are_refused_for_a_materialized_model(write, monkeypatch):
+    from gradlint.verify import resources
+
+    monkeypatch.setattr(resources, "available_bytes", lambda device: 1000)
+    path = write("small.py", MODEL_FILE.format(body="pass"))
+    f = next(f for f in analyze_path(path, verify=True).findings if f.code == "GL001")
+    assert "for gradients before any activation" in f.message
+
+
 def test_forward_that_fails_under_verify_is_gl001_and_keeps_static_results(write):
     body = "if torch.is_grad_enabled(): raise ValueError('this forward refuses gradients')"
     path = write("fails.py", MODEL_FILE.format(body=body))

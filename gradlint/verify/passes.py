@@ -230,7 +230,8 @@ def _collect(model: Any, layers: Sequence[LayerSpec], probes: Probes, zero_param
         for m, r in zip(out, grad_ratios(contract)):
             m.grad_ratio = r if m.grad_rms is not None else None
     _mark_structural_zeros(out, layers, probes.finish_order, zero_params)
-    return Measurement(out, probes.activation_sites(), "", "", "", None)
+    return Measurement(layers=out, activations=probes.activation_sites(), device="", loss="", input_source="",
+                       loss_value=None)
 
 
 def _mark_structural_zeros(out: list[LayerMeasurement], layers: Sequence[LayerSpec], order: dict[str, int],

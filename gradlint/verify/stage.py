@@ -113,6 +113,7 @@ def _materialize(built: Any, device: str, config: Any) -> tuple[Any, dict, Any, 
         here = _device_of(model)
         want = torch.device(device)
         if here.type == want.type and (here.index or 0) == (want.index or 0):
+            check_fits(model, device, already_there=True)  # the gradients are still to come
             return model, built.sites, built, None
         check_fits(model, device, already_there=False)
         model.to(device)  # parameter by parameter: the model never exists twice
