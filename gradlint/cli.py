@@ -60,9 +60,9 @@ def _formats() -> tuple[str, ...]:
 @click.option("--format", "output_format", default=None, metavar="FORMAT",
               help="Output format: concise (default), full, json, github, sarif, mermaid.")
 @click.option("--verify", is_flag=True, default=None, help="Measure one real forward/backward pass and compare.")
-@click.option("--device", default=None, help="Device for --verify: cpu, cuda or auto.")
+@click.option("--device", default=None, help="Device for --verify: cpu (default), cuda, cuda:N or auto.")
 @click.option("--batch-size", type=int, default=None, help="Batch size of the inferred inputs (default 8).")
-@click.option("--seed", type=int, default=None, help="Random seed for --verify.")
+@click.option("--seed", type=int, default=None, help="Random seed for --verify: weights, inputs, dropout, loss (default 0).")
 @click.option("--input-shape", default=None, metavar="N,C,H,W", help="Input shape when the file has no example_inputs().")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--show-fixes", is_flag=True, help="Print each finding's fix under it (concise format).")
@@ -71,8 +71,8 @@ def _formats() -> tuple[str, ...]:
               help="pyproject.toml to read [tool.gradlint] from (default: the nearest one).")
 @click.option("--timeout", type=float, default=None, help="Seconds allowed per model (default 120).")
 @click.option("--chart", is_flag=True, default=None, help="Draw gradient magnitude against depth in the terminal.")
-@click.option("--plot", default=None, metavar="FILE.png", help="With --verify: save gradient-norm and histogram plots (needs matplotlib).")
-@click.option("--tensorboard", default=None, metavar="DIR", help="With --verify: write per-layer norms and histograms as TensorBoard events.")
+@click.option("--plot", default=None, metavar="FILE.png", help="Save gradient-norm-by-depth and histogram plots (implies --verify; needs matplotlib).")
+@click.option("--tensorboard", default=None, metavar="DIR", help="Write per-layer norms and histograms as TensorBoard events (implies --verify).")
 @click.option("--no-cache", is_flag=True, help="Analyse every file again instead of reusing cached results.")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True,
               help="Files analysed in parallel, in separate processes (0: one per CPU).")
@@ -96,6 +96,9 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
         from .rules import select_rules
 
         enabled = select_rules(config.select, config.extend_select, config.ignore)
+        from .verify.options import prepare
+
+        prepare(config)  # --plot/--tensorboard imply --verify; missing extras and CUDA are usage errors
         fmt = output_format or "concise"
         if fmt not in _formats():
             raise ConfigError(f"--format {fmt}: expected one of {', '.join(_formats())}")
@@ -112,7 +115,9 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
 
     if jobs == 0:
         jobs = os.cpu_count() or 1
-    use_cache = config.cache and not no_cache and not debug and not os.environ.get("GRADLINT_NO_CACHE")
+    # --plot/--tensorboard write files: a cache hit would skip them, so they always run.
+    use_cache = (config.cache and not no_cache and not debug and not os.environ.get("GRADLINT_NO_CACHE")
+                 and not config.plot and not config.tensorboard)
     try:
         report, session = run(specs, config, enabled, jobs=max(jobs, 1), use_cache=use_cache)
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ hides the results of the others.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import time
@@ -141,7 +142,7 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any
     for cand in loaded.candidates:
         t1 = time.perf_counter()
         try:
-            with time_limit(config.timeout):
+            with time_limit(config.timeout), _seeded(config.seed if config.verify else None):
                 b = build_model(cand, config.materialize_limit)
         except TimeLimitExceeded as e:
             err = StageError("build", f"the constructor {e} (--timeout)", cand.location,
@@ -167,6 +168,19 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any
     out.reports.sort(key=lambda r: _order_key(r, loaded))
     out.internal_errors = session.internal_errors[errors_before:]
     return out
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None):
+    """With --verify the measured weights are part of the result: --seed makes them repeatable."""
+    if seed is None:
+        yield
+        return
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def _order_key(r: ModelReport, loaded: Any) -> int:

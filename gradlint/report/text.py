@@ -55,6 +55,13 @@ def _fmt(x) -> str:
     return "-" if x is None else f"{x:.2e}"
 
 
+def verify_line(v) -> str:
+    """The measured pass in one line: where, with what, how long, how much memory."""
+    mem = f", peak memory +{v.peak_memory_bytes / 2**20:.0f} MiB" if v.peak_memory_bytes is not None else ""
+    return (f"   verify: one pass on {v.device}, inputs {v.input_source}, loss {v.loss}: forward+backward "
+            f"{v.forward_backward_s:.2f} s, statistics {v.statistics_s:.2f} s{mem}")
+
+
 def render_full(report: Report, out: IO[str]) -> None:
     """Findings with their fixes, then per model: capture, the layer table and notes."""
     for m in report.models:
@@ -77,10 +84,14 @@ def render_full(report: Report, out: IO[str]) -> None:
                 parts.append(f"estimated attenuation {_fmt(s.estimated_attenuation)} ({s.verdict})")
             if s.measured_verdict:
                 parts.append(f"measured {_fmt(s.measured_attenuation)} ({s.measured_verdict})")
+            if s.verdict and s.measured_verdict and s.verdict != s.measured_verdict:
+                parts.append("!! the estimate and the measurement disagree")
             out.write("   " + "; ".join(parts) + "\n")
+        if "verify" in m.details:
+            out.write(verify_line(m.details["verify"]) + "\n")
         for block in m.details.get("full_sections", []):
             out.write(block.rstrip("\n") + "\n")
-        if m.layers and not m.details.get("full_sections"):
+        if m.layers and (not m.details.get("full_sections") or "verify" in m.details):
             out.write(layer_table(m))
         for f in m.findings:
             out.write(finding_line(f, m.path) + "\n")
@@ -93,6 +104,9 @@ def render_full(report: Report, out: IO[str]) -> None:
 
 
 def layer_table(m: ModelReport) -> str:
+    """Per weight layer: the estimate and, with --verify, the measurement beside it."""
+    if any(layer.measured is not None for layer in m.layers):
+        return _measured_table(m)
     rows = [("#", "layer", "type", "location", "est. grad_ratio", "bound", "measured")]
     for i, layer in enumerate(m.layers):
         est = layer.estimate or {}
@@ -100,6 +114,54 @@ def layer_table(m: ModelReport) -> str:
         loc = f"{layer.location.path}:{layer.location.line}" if layer.location else "-"
         rows.append((str(i), layer.module, layer.type, loc, _fmt(est.get("grad_ratio")), _fmt(est.get("bound")),
                      _fmt(meas.get("grad_ratio"))))
+    return _columns(rows)
+
+
+# A layer whose measured grad_ratio is this many times off the estimate (either way) is marked.
+DISAGREE_FACTOR = 10.0
+
+
+def disagreement(estimated, measured) -> str:
+    """'' when they agree (or one is missing), else the factor, e.g. '30x low'."""
+    import math
+
+    if estimated is None or measured is None or estimated <= 0:
+        return ""
+    if measured <= 0:
+        return "!! 0"
+    f = measured / estimated
+    if not math.isfinite(f) or (1 / DISAGREE_FACTOR) < f < DISAGREE_FACTOR:
+        return ""
+    return f"!! {f:.0f}x high" if f >= 1 else f"!! {1 / f:.0f}x low"
+
+
+def _measured_table(m: ModelReport) -> str:
+    rows = [("#", "layer", "type", "location", "est. ratio", "meas. ratio", "est vs meas", "grad norm",
+             "delta norm", "zero", "activation")]
+    for i, layer in enumerate(m.layers):
+        est = layer.estimate or {}
+        meas = layer.measured or {}
+        lm = layer.extra.get("verify")
+        loc = f"{layer.location.path}:{layer.location.line}" if layer.location else "-"
+        ratio = _fmt(meas.get("grad_ratio"))
+        zero, delta, act = "-", "-", ""
+        if lm is not None:
+            if lm.nonfinite:
+                ratio = "non-finite"
+            elif lm.structural_zero:
+                ratio = "0 (struct.)"
+            zero = f"{100 * lm.zero_fraction:.0f}%"
+            delta = _fmt(lm.delta_norm)
+            sites = m.details["verify"].activations_after(lm.module) if "verify" in m.details else []
+            act = ", ".join(f"{a.op} {'sat' if a.family == 'saturating' else 'off'} {100 * a.fraction:.0f}%"
+                            for a in sites[:2])
+        mark = "" if lm is not None and lm.structural_zero else disagreement(est.get("grad_ratio"), meas.get("grad_ratio"))
+        rows.append((str(i), layer.module, layer.type, loc, _fmt(est.get("grad_ratio")), ratio, mark,
+                     _fmt(meas.get("grad_norm")), delta, zero, act or "-"))
+    return _columns(rows)
+
+
+def _columns(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["   " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(lines) + "\n"

@@ -35,6 +35,31 @@ def projection_loss(outputs: Sequence[Any], seed: int) -> Any:
     return total
 
 
+def square_sum(t: Any) -> float:
+    """sum(t**2) as a Python float; NaN or inf when ``t`` holds one.
+
+    One float32 pass (no copy) when the result shows that no entry overflowed or underflowed
+    when squared; otherwise the tensor is scaled by its largest magnitude first, so gradients of
+    1e-30 (a deep sigmoid net) and of 1e30 are measured as exactly as gradients of 1.
+    """
+    import torch
+
+    t = t.detach()
+    if t.numel() == 0:
+        return 0.0
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.float()
+    n = float(torch.linalg.vector_norm(t))
+    # entries below ~1e-19 vanish when squared in float32; past a norm of 1e-10 they cannot matter
+    if math.isfinite(n) and (n > 1e-10 or t.dtype == torch.float64):
+        return n * n
+    lo, hi = torch.aminmax(t)
+    amax = max(abs(float(lo)), abs(float(hi)))
+    if not math.isfinite(amax) or amax == 0.0:
+        return amax * amax  # nan, inf or 0
+    return (float(torch.linalg.vector_norm(t / amax)) * amax) ** 2
+
+
 def weight_gradients(model: Any, layers: Sequence[tuple[str, Sequence[str]]]) -> list[LayerGradient]:
     """Per layer (module name, canonical weight-parameter names) the gradient norm and RMS."""
     params = dict(model.named_parameters())
@@ -47,7 +72,7 @@ def weight_gradients(model: Any, layers: Sequence[tuple[str, Sequence[str]]]) ->
                 continue
             n += p.numel()
             if p.grad is not None:
-                sq += float(p.grad.detach().double().pow(2).sum())
+                sq += square_sum(p.grad)
         norm = math.sqrt(sq)
         out.append(LayerGradient(module, norm, norm / math.sqrt(n) if n else 0.0, n))
     return out

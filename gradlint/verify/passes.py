@@ -1,0 +1,262 @@
+"""One measured forward and backward pass: hooks on, loss, backward, statistics, state restored.
+
+Used by the ``--verify`` stage, the Python API and the overhead benchmark. The model is used
+where it lies (no copy); its training flags, ``requires_grad`` flags and existing ``.grad``
+tensors are put back afterwards, and with ``preserve_buffers`` also its buffers (BatchNorm's
+running statistics move in a train-mode forward), so a model handed in by a notebook leaves as
+it came.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from ..errors import StageError, one_line, stage_error, user_frame_of
+from .gradstats import grad_stats
+from .measure import grad_ratios, projection_loss, weight_gradients
+from .measurement import LayerMeasurement, Measurement, summarize
+from .nonfinite import find_forward_origin
+from .probes import Probes
+from .resources import PeakMemory
+
+
+@dataclass
+class LayerSpec:
+    """A weight layer to measure (from ``graph.weight_layers()``)."""
+
+    module: str
+    type: str
+    location: Any
+    weights: Sequence[str]
+    embedding: bool = False
+
+
+def has_functional_activations(graph: Any) -> bool:
+    """Does the forward call sigmoid/tanh/ReLU-family functions outside activation modules?
+    Only then does the pass watch every torch call for them."""
+    from ..graph import ACTIVATION
+    from .measurement import RELU_OPS, SATURATING_OPS
+
+    return any(n.kind == ACTIVATION and n.module is None and n.op in SATURATING_OPS | RELU_OPS for n in graph)
+
+
+def layer_specs(graph: Any) -> list[LayerSpec]:
+    from ..graph import EMBEDDING
+
+    return [LayerSpec(n.module or n.op, n.module_type or n.kind, n.location, list(n.attrs.get("weights", ())),
+                      n.kind == EMBEDDING) for n in graph.weight_layers()]
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    import torch
+
+    if isinstance(e, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+        return True
+    text = str(e).lower()
+    return "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
+
+
+def _call_loss(loss_fn: Callable, output: Any, args: tuple) -> Any:
+    """A user loss takes the output, and the positional example inputs when it has room for them
+    (``def gradlint_loss(logits, tokens)`` for next-token prediction)."""
+    try:
+        params = list(inspect.signature(loss_fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) > 1 or any(p.kind == p.VAR_POSITIONAL for p in params):
+        return loss_fn(output, *args)
+    return loss_fn(output)
+
+
+def _zero_parameters(model: Any) -> list[str]:
+    """Parameters other than biases that are exactly zero: a zero-initialized head, ReZero/SkipInit
+    gates, LayerScale or zero-init-residual BatchNorm scales."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.rpartition(".")[2].startswith("bias") or p.numel() == 0:
+                continue
+            # the fastest full reduction first; a float32 norm of 1e-25s is 0 too, so confirm
+            if float(torch.linalg.vector_norm(p.detach().float())) == 0.0 and not bool(torch.count_nonzero(p)):
+                out.append(name)
+    return out
+
+
+class SavedState:
+    """What the pass changes on the model, to put back afterwards."""
+
+    def __init__(self, model: Any, preserve_buffers: bool) -> None:
+        self.model = model
+        self.training = [(m, m.training) for m in model.modules()]
+        self.params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+        self.buffers = [(b, b.detach().clone()) for b in model.buffers()] if preserve_buffers else []
+
+    def restore(self) -> None:
+        import torch
+
+        for m, flag in self.training:
+            m.training = flag
+        for p, flag, grad in self.params:
+            p.grad = grad
+            p.requires_grad_(flag)
+        with torch.no_grad():
+            for b, saved in self.buffers:
+                b.copy_(saved)
+
+
+def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec], *, sites: dict | None = None,
+             seed: int = 0, loss_fn: Callable | None = None, loss_name: str | None = None, device: str = "cpu",
+             input_source: str = "", vanishing: float = 1e-3, exploding: float = 1e4,
+             saturation_threshold: float = 5.0, preserve_buffers: bool = False,
+             batch_hint: str = "", functional_activations: bool = True) -> Measurement:
+    """Measure one pass. Failures raise ``StageError("verify", ...)``."""
+    import torch
+
+    from ..capture.inputs import output_tensors
+
+    zero_params = _zero_parameters(model)
+    owners = {name.rpartition(".")[0] for name in zero_params}
+    probes = Probes([spec.module for spec in layers], sites or {}, saturation_threshold, order_modules=owners,
+                    functional=functional_activations)
+    saved = SavedState(model, preserve_buffers)
+    weight_names = {w for spec in layers for w in spec.weights}
+    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []  # fork their RNG too
+    loss_value = None
+    try:
+        model.train()
+        for name, p in model.named_parameters():
+            p.grad = None
+            if name in weight_names:
+                p.requires_grad_(True)  # gradient flow is a property of the architecture, frozen or not
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            with PeakMemory(device) as peak:
+                t0 = time.perf_counter()
+                try:
+                    with torch.enable_grad():
+                        with probes.attached(model):
+                            out = model(*args, **kwargs)
+                        if loss_fn is not None:
+                            loss = _call_loss(loss_fn, out, args)
+                        else:
+                            floats = output_tensors(out)
+                            if not floats:
+                                raise StageError("verify", f"the model's output ({_describe(out)}) holds no "
+                                                 "floating-point tensor to take a gradient of", None,
+                                                 "return the floating-point output (logits, not argmax), or define "
+                                                 "gradlint_loss(output) in the model file")
+                            loss = projection_loss(floats, seed)
+                        del out
+                        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                            raise StageError("verify", f"the loss function returned {_describe(loss)}, not a scalar",
+                                             None, "return a single number (a 0-d tensor) from the loss function")
+                        if not loss.requires_grad:
+                            raise StageError("verify", "the loss does not depend on any weight: nothing to differentiate",
+                                             None, "make the model's output depend on its parameters")
+                        loss_value = float(loss.detach())
+                        loss.backward()
+                        del loss
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize(device)
+                except StageError:
+                    raise
+                except BaseException as e:  # noqa: BLE001 - the user's forward may raise anything
+                    if isinstance(e, KeyboardInterrupt):
+                        raise
+                    if is_out_of_memory(e):
+                        raise StageError(
+                            "verify", f"out of memory in the forward/backward pass on {device}{batch_hint}: {one_line(e, 160)}",
+                            user_frame_of(e), "use a smaller --batch-size (or smaller example_inputs()), or --device cpu",
+                        ) from None
+                    raise stage_error("verify", e, hint="the model must run one forward and backward pass on these "
+                                                        "inputs; use a smaller --batch-size or --device cpu if "
+                                                        "the problem is memory") from None
+                fb_time = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        measurement = _collect(model, layers, probes, zero_params)
+        measurement.device = device
+        measurement.loss = loss_name or ("user loss" if loss_fn is not None else f"random Gaussian projection (seed {seed})")
+        measurement.input_source = input_source
+        measurement.loss_value = loss_value
+        measurement.zero_parameters = zero_params
+        summarize(measurement, vanishing, exploding)
+        if measurement.has_nonfinite:
+            measurement.nonfinite_origin = (find_forward_origin(model, args, kwargs, seed)
+                                            or _backward_origin(measurement))
+        measurement.statistics_s = time.perf_counter() - t1
+        measurement.forward_backward_s = fb_time
+        measurement.peak_memory_bytes = peak.peak
+        measurement.memory_method = peak.method
+        return measurement
+    finally:
+        for p in model.parameters():
+            p.grad = None  # free this pass's gradients before putting the user's back
+        saved.restore()
+
+
+def _describe(value: Any) -> str:
+    """'an int64 tensor of shape (8,)', 'a list'."""
+    shape = getattr(value, "shape", None)
+    what = (f"{str(getattr(value, 'dtype', '')).replace('torch.', '')} tensor of shape {tuple(shape)}"
+            if shape is not None else type(value).__name__)
+    return ("an " if what[:1] in "aeio" else "a ") + what
+
+
+def _collect(model: Any, layers: Sequence[LayerSpec], probes: Probes, zero_params: list[str]) -> Measurement:
+    params = dict(model.named_parameters())
+    contract = weight_gradients(model, [(spec.module, spec.weights) for spec in layers])
+    out: list[LayerMeasurement] = []
+    for spec, lg in zip(layers, contract):
+        tensors = [params[w] for w in spec.weights if w in params]
+        s = grad_stats([p.grad for p in tensors], [p.numel() for p in tensors])
+        finite = math.isfinite(lg.grad_norm)
+        dn, drms, dnf = probes.delta(spec.module)
+        out.append(LayerMeasurement(
+            module=spec.module, type=spec.type, location=spec.location, embedding=spec.embedding, numel=lg.numel,
+            grad_norm=lg.grad_norm if finite else None, grad_rms=lg.grad_rms if finite else None,
+            zeros=s.zeros, nonfinite=s.nonfinite, positive=s.positive, negative=s.negative, hist=s.hist,
+            hist_negative=s.hist_negative, delta_norm=dn, delta_rms=drms, delta_nonfinite=dnf,
+            calls=probes.calls.get(spec.module, 0), used=s.used,
+        ))
+    # grad_ratio: contract definition, relative to the last weight layer; undefined when not finite
+    if out and out[-1].grad_rms:
+        for m, r in zip(out, grad_ratios(contract)):
+            m.grad_ratio = r if m.grad_rms is not None else None
+    _mark_structural_zeros(out, layers, probes.finish_order, zero_params)
+    return Measurement(layers=out, activations=probes.activation_sites(), device="", loss="", input_source="",
+                       loss_value=None)
+
+
+def _mark_structural_zeros(out: list[LayerMeasurement], layers: Sequence[LayerSpec], order: dict[str, int],
+                           zero_params: list[str]) -> None:
+    """An all-zero gradient is structural when a zero-initialized weight finishes its forward after
+    the layer does (it sits downstream and multiplies the error signal by zero)."""
+    if not zero_params:
+        return
+    for m, spec in zip(out, layers):
+        if not m.used or m.zeros != m.numel or m.nonfinite or m.module not in order:
+            continue
+        downstream = [(order[p.rpartition(".")[0]], p) for p in zero_params
+                      if p not in spec.weights and p.rpartition(".")[0] in order
+                      and order[p.rpartition(".")[0]] > order[m.module]]
+        if downstream:
+            m.structural_zero, m.zero_cause = True, min(downstream)[1]
+
+
+def _backward_origin(m: Measurement) -> dict[str, Any] | None:
+    """The forward was finite: name the layers between which the error signal became non-finite."""
+    bad = [i for i, layer in enumerate(m.layers) if layer.delta_nonfinite or layer.nonfinite]
+    if not bad:
+        return None
+    k = bad[-1]  # the first one the backward pass reaches
+    layer = m.layers[k]
+    after = m.layers[k + 1].module if k + 1 < len(m.layers) else "the loss"
+    return {"what": f"the forward pass is finite; the gradient turns non-finite in the backward pass between "
+                    f"{layer.module} and {after}", "location": layer.location}
