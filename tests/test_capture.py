@@ -214,3 +214,26 @@ def test_hugging_face_models_from_config(transformers_mod, write, name):
     assert m.layers[0].type == "Embedding"
     assert all(layer.location is not None for layer in m.layers)
     assert "GL101" not in codes(report)  # GPT-2's tanh-approximated GELU is a GELU, not a tanh chain
+
+
+def test_modules_returning_tuples_stay_on_the_path(write):
+    # LSTM and MultiheadAttention return tuples; their first item is the differentiable output.
+    src = """
+    import torch.nn as nn
+
+
+    class Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(8, 16, batch_first=True)
+            self.mha = nn.MultiheadAttention(16, 2, batch_first=True)
+            self.fc = nn.Linear(16, 4)
+
+        def forward(self, x):
+            h, _ = self.lstm(x)
+            a, _ = self.mha(h, h, h)
+            return self.fc(a)
+    """
+    report = analyze_path(write("m.py", src), select=["GL1"])
+    m = report.models[0]
+    assert m.capture == "fx" and m.details["depth"] == 3 and m.details["shortest_depth"] == 3

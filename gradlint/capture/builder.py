@@ -55,6 +55,13 @@ def shape_of(value: Any) -> tuple[int, ...] | None:
         return None
 
 
+def first_tensor(value: Any) -> Any:
+    """The first tensor in a (possibly nested) tuple/list result, else the value itself."""
+    while isinstance(value, (tuple, list)) and value:
+        value = value[0]
+    return value
+
+
 def is_float(value: Any) -> bool:
     dtype = getattr(value, "dtype", None)
     return bool(getattr(dtype, "is_floating_point", False) or getattr(dtype, "is_complex", False))
@@ -131,6 +138,7 @@ class IRBuilder:
             if p.dim() >= 2 and (is_weight_param_name(local.rpartition(".")[2]) or cls.kind == g.ATTENTION):
                 weights.append(canon)
         attrs = dict(cls.attrs)
+        out_value = first_tensor(out_value)  # an LSTM/MHA returns a tuple: its first item is the output
         attrs["float"] = is_float(out_value) or out_value is None
         if cls.kind in g.WEIGHT_KINDS:
             attrs["has_weight"] = bool(weights) and module_name != ""
