@@ -214,3 +214,45 @@ def test_hugging_face_models_from_config(transformers_mod, write, name):
     assert m.layers[0].type == "Embedding"
     assert all(layer.location is not None for layer in m.layers)
     assert "GL101" not in codes(report)  # GPT-2's tanh-approximated GELU is a GELU, not a tanh chain
+
+
+
+def test_a_model_built_entirely_by_a_library_never_points_at_the_caller(write, monkeypatch):
+    # The root model comes from an installed library (timm, torchvision): no frame of its forward
+    # is user code. Locations fall back to the user's line that built it, never to the code that
+    # called gradlint (here this test, in-process).
+    from gradlint import provenance
+
+    lib = write("vendor/blocks.py", """
+    import torch
+    import torch.nn as nn
+
+
+    class LibraryNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(8, 8)
+            self.b = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x))) + x
+    """)
+    path = write("m.py", """
+    from vendor.blocks import LibraryNet
+
+
+    def build():
+        return LibraryNet()
+    """)
+    roots = provenance._library_roots() + (str(lib.parent.resolve()),)
+    monkeypatch.setattr(provenance, "_library_roots", lambda: roots)
+    provenance.is_library_file.cache_clear()
+    try:
+        report = analyze_path(f"{path}::build", select=["GL1"])
+    finally:
+        provenance.is_library_file.cache_clear()
+    assert report.models[0].capture == "fx"
+    functional = [n for n in graph_of(report) if n.op in ("relu", "add")]
+    assert len(functional) == 2
+    assert all(n.location is not None and n.location.path.endswith("m.py") for n in functional), \
+        [n.location for n in functional]

@@ -185,8 +185,8 @@ class IRBuilder:
         attrs["function"] = name
         if owner and kind in g.WEIGHT_KINDS:
             location = self.site(owner) or location  # a weight layer is changed where it is made
-        elif location is None and context is not None:
-            location = self.site(self.qualname(context))
+        elif location is None:  # library code all the way: where the enclosing module was built
+            location = self.site(self.qualname(context) if context else "")
         node = self.graph.add(
             kind, op, [r.node for r, _ in node_refs],
             module=owner, module_type=type(self.modules[owner]).__name__ if owner in self.modules else None,
