@@ -256,3 +256,41 @@ def test_a_model_built_entirely_by_a_library_never_points_at_the_caller(write, m
     assert len(functional) == 2
     assert all(n.location is not None and n.location.path.endswith("m.py") for n in functional), \
         [n.location for n in functional]
+
+
+def test_reshape_as_reads_only_the_shape_of_its_argument(write):
+    # timm's LeViT: ``self.bn(x.flatten(0, 1)).reshape_as(x)``. The second tensor gives a shape;
+    # treating it as data made an edge around every BatchNorm (and GL102 fired on LeViT).
+    src = """
+    import torch.nn as nn
+
+
+    class LinearNorm(nn.Module):
+        def __init__(self, d=16):
+            super().__init__()
+            self.linear = nn.Linear(d, d, bias=False)
+            self.bn = nn.BatchNorm1d(d)
+
+        def forward(self, x):
+            x = self.linear(x)
+            return self.bn(x.flatten(0, 1)).reshape_as(x)
+
+
+    class Stack(nn.Module):
+        def __init__(self, depth=12):
+            super().__init__()
+            self.blocks = nn.Sequential(*[nn.Sequential(LinearNorm(), nn.Hardswish()) for _ in range(depth)])
+
+        def forward(self, x):
+            return self.blocks(x)
+
+
+    def example_inputs():
+        import torch
+        return (torch.randn(2, 5, 16),)
+    """
+    report = analyze_path(write("m.py", src), select=["GL102"])
+    g = graph_of(report)
+    reshapes = [n for n in g if n.op == "reshape_as"]
+    assert not reshapes or all(len(n.inputs) == 1 for n in reshapes)
+    assert codes(report) == []

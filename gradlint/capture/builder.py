@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 from .. import graph as g
 from ..graph import LayerGraph, Location
-from .kinds import Classified, classify_call
+from .kinds import SHAPE_ONLY_AFTER_FIRST, Classified, classify_call
 
 # Parameter names that make a module a "weight layer" (JSON contract).
 _WEIGHT_NAME_PREFIXES = ("weight", "in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
@@ -150,6 +150,8 @@ class IRBuilder:
         ``context``: the innermost module whose forward made the call (a fallback location when
         the call has no frame in the user's code, as inside a library model)."""
         cls = classify_call(name, args, kwargs)
+        if name in SHAPE_ONLY_AFTER_FIRST:
+            inputs, in_values = inputs[:1], in_values[:1]
         node_refs = [(r, v) for r, v in zip(inputs, in_values) if r.node is not None]
         param_refs = [r.param for r in inputs if r.param is not None]
         if not node_refs:

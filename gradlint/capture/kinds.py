@@ -275,6 +275,9 @@ for _name in ("view", "reshape", "flatten", "unflatten", "permute", "transpose",
               "index_select", "gather", "masked_fill", "where", "tril", "triu", "rearrange"):
     _FUNCTIONS.setdefault(_name, _fn(g.RESHAPE, _name))
 
+# ``x.reshape_as(other)`` and friends read only ``other``'s shape or dtype: no gradient reaches it.
+SHAPE_ONLY_AFTER_FIRST = frozenset({"reshape_as", "view_as", "expand_as", "type_as"})
+
 # Calls that make no differentiable tensor from the graph (shape queries, dtype tests, in-place
 # bookkeeping) and calls that stop the gradient.
 NON_TENSOR = frozenset({"size", "dim", "numel", "shape", "dtype", "device", "is_floating_point",
