@@ -151,6 +151,9 @@ class Structure:
         back: list[int | None] = [None] * len(self.graph)
         for n in self.graph:
             ins = [i for i in n.inputs if is_float(self.graph[i]) or self.graph[i].kind == g.INPUT]
+            if n.kind == g.MUL:
+                # x * sigmoid(s) (squeeze-excitation, gating): the gate scales x, the run goes on through x.
+                ins = [i for i in ins if not is_gate(self.graph[i])] or ins
             if resets(n):
                 val[n.id] = 0
                 continue
@@ -169,8 +172,14 @@ class Structure:
         return Run(val[end], members[::-1])
 
 
+def is_gate(n: Node) -> bool:
+    """A (0, 1) gate: what multiplies a signal in squeeze-excitation and gated units."""
+    return n.kind == g.ACTIVATION and n.op in ("sigmoid", "hardsigmoid")
+
+
 def is_norm(n: Node) -> bool:
-    return n.kind == g.NORM
+    """A normalization layer, or a layer that normalizes its own weights (weight standardization)."""
+    return n.kind == g.NORM or bool(n.attrs.get("weight_standardized"))
 
 
 def make_structure(graph: LayerGraph) -> Structure:

@@ -102,3 +102,77 @@ def test_thresholds_come_from_rule_options(write):
     cfg = Config(rules={"GL101": {"min-chain": 25}, "no-skip-connections": {"min-depth": 21}})
     report = analyze_path(path, select=DEPTH_RULES, config=cfg)
     assert sorted(codes(report)) == ["GL102", "GL104"]
+
+
+SE_GATED_MLP = """
+import torch.nn as nn
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc1 = nn.Linear(d, d // 4)
+        self.fc2 = nn.Linear(d // 4, d)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.fc2(self.fc1(x).relu()))
+
+
+class GatedStack(nn.Module):
+    def __init__(self, depth=7, d=32):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(d, d) for _ in range(depth)])
+        self.se = nn.ModuleList([SqueezeExcite(d) for _ in range(depth)])
+
+    def forward(self, x):
+        for layer, se in zip(self.layers, self.se):
+            x = se(layer(x).relu())
+        return x
+"""
+
+
+def test_squeeze_excitation_gates_do_not_lengthen_a_run(write):
+    # 7 layers in a row, each gated by an SE block: the signal goes on through x, not through the
+    # gates' two layers, so the longest run is 9 (the 7, then the last gate's two; GL102 wants
+    # 10), not 21 (the false alarm on timm's RepViT).
+    report = analyze_path(write("model.py", SE_GATED_MLP), select=["GL102"])
+    assert report.models[0].status == "analyzed"
+    assert codes(report) == []
+
+
+WS_CONV_STACK = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class WSConv2d(nn.Conv2d):
+    '''Weight standardization (Qiao et al. 2019), as in NFNets and BiT.'''
+    def forward(self, x):
+        w = self.weight
+        w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / (w.std(dim=(1, 2, 3), keepdim=True) + 1e-5)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+class Stack(nn.Module):
+    def __init__(self, depth=12, c=8):
+        super().__init__()
+        self.convs = nn.ModuleList([CONV(3 if i == 0 else c, c, 3, padding=1) for i in range(depth)])
+
+    def forward(self, x):
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+        return x
+
+
+def example_inputs():
+    return (torch.randn(2, 3, 16, 16),)
+"""
+
+
+@pytest.mark.parametrize("conv, expected", [("WSConv2d", []), ("nn.Conv2d", ["GL102"])])
+def test_weight_standardized_convolutions_count_as_normalized(write, conv, expected):
+    report = analyze_path(write("model.py", WS_CONV_STACK.replace("CONV(", f"{conv}(")), select=["GL102"])
+    assert report.models[0].status == "analyzed"
+    assert codes(report) == expected
