@@ -74,6 +74,30 @@ class Structure:
                 out.add(n.id)
         return out
 
+    @cached_property
+    def linear_residual_branches(self) -> dict[int, set[int]]:
+        """Skip merges ``x + W(x)`` whose branch is a single weight layer and nothing nonlinear
+        (the convolutional position encodings of CoaT, DaViT, CPVT): add id -> those branch inputs.
+
+        ``I + W`` passes the gradient with gain 1 + chi >= 1; with PyTorch's default init
+        (chi = 1/3) twelve of them change its norm by 1.15^12 ~ 5. Such a branch cannot make a
+        signal vanish, and it takes dozens of them to make one explode.
+        """
+        out: dict[int, set[int]] = {}
+        for a in self.skip_merges:
+            merge = self.graph[a]
+            if merge.kind != g.ADD:
+                continue
+            ins = set(merge.inputs)
+            for i in ins:
+                j = i
+                while _passes_scale_through(self.graph[j]):
+                    j = self.graph[j].inputs[0]
+                layer = self.graph[j]
+                if is_depth_layer(layer) and len(layer.inputs) == 1 and layer.inputs[0] in ins - {i}:
+                    out.setdefault(a, set()).add(i)
+        return out
+
     # -- depth ------------------------------------------------------------------------------
     def _path_dp(self, better: Callable[[int, int], bool]) -> tuple[list[int | None], list[int | None]]:
         val: list[int | None] = [None] * len(self.graph)
@@ -154,6 +178,8 @@ class Structure:
             if n.kind == g.MUL:
                 # x * sigmoid(s) (squeeze-excitation, gating): the gate scales x, the run goes on through x.
                 ins = [i for i in ins if not is_gate(self.graph[i])] or ins
+            if merge == "max" and n.id in self.linear_residual_branches:
+                ins = [i for i in ins if i not in self.linear_residual_branches[n.id]] or ins
             if resets(n):
                 val[n.id] = 0
                 continue
@@ -170,6 +196,13 @@ class Structure:
                 members.append(cur)
             cur = back[cur]
         return Run(val[end], members[::-1])
+
+
+def _passes_scale_through(n: Node) -> bool:
+    """Dropout, identity, drop-path's rescaling: one input, no weight, no nonlinearity."""
+    if len(n.inputs) != 1:
+        return False
+    return n.kind == g.DROPOUT or (n.kind == g.ACTIVATION and n.op == "identity") or (n.kind == g.MUL and not n.params)
 
 
 def is_gate(n: Node) -> bool:

@@ -176,3 +176,48 @@ def test_weight_standardized_convolutions_count_as_normalized(write, conv, expec
     report = analyze_path(write("model.py", WS_CONV_STACK.replace("CONV(", f"{conv}(")), select=["GL102"])
     assert report.models[0].status == "analyzed"
     assert codes(report) == expected
+
+
+CPE_PRE_NORM = """
+import torch
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, d=32):
+        super().__init__()
+        self.cpe = nn.Conv1d(d, d, 3, padding=1, groups=d)  # a convolutional position encoding
+        self.norm = nn.LayerNorm(d)
+        self.fc1 = nn.Linear(d, 2 * d)
+        self.fc2 = nn.Linear(2 * d, d)
+
+    def forward(self, x):
+        x = x + BRANCH
+        return x + self.fc2(torch.relu(self.fc1(self.norm(x))))
+
+
+class Encoder(nn.Module):
+    def __init__(self, depth=12):
+        super().__init__()
+        self.blocks = nn.Sequential(*[Block() for _ in range(depth)])
+
+    def forward(self, x):
+        return self.blocks(x)
+
+
+def example_inputs():
+    return (torch.randn(2, 10, 32),)
+"""
+
+
+@pytest.mark.parametrize("branch, expected", [
+    ("self.cpe(x.transpose(1, 2)).transpose(1, 2)", []),
+    ("torch.relu(self.cpe(x.transpose(1, 2))).transpose(1, 2)", ["GL102"]),
+], ids=["linear-branch", "nonlinear-branch"])
+def test_linear_residual_branches_do_not_lengthen_a_run(write, branch, expected):
+    # CoaT/DaViT: 12 pre-norm blocks, each with x + conv(x) on the stream. I + W has gain >= 1
+    # and near 1: not the drift GL102 is about. With a ReLU in the branch it is a residual
+    # block like any other, and 12 of them unnormalized still fire.
+    report = analyze_path(write("model.py", CPE_PRE_NORM.replace("BRANCH", branch)), select=["GL102"])
+    assert report.models[0].status == "analyzed"
+    assert codes(report) == expected
