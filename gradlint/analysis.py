@@ -160,6 +160,28 @@ class Structure:
         return max(vals, default=0)
 
     @cached_property
+    def shortest_path(self) -> list[int]:
+        """The path behind ``shortest_depth``: the shortest route to the output that needs the most."""
+        val, back = self._shortest
+        ends = [o for o in self.outputs if val[o] is not None]
+        if not ends:
+            return []
+        return self._trace(back, max(ends, key=lambda o: val[o]))
+
+    def normalized_throughout(self, path: list[int]) -> bool:
+        """Does a normalization separate every two consecutive weight layers along ``path``?"""
+        pending = False  # a weight layer seen, no normalization after it yet
+        for i in path:
+            n = self.graph[i]
+            if is_norm(n):
+                pending = False
+            elif is_depth_layer(n):
+                if pending:
+                    return False
+                pending = True
+        return True
+
+    @cached_property
     def norm_on_longest_path(self) -> bool:
         return any(self.graph[i].kind == g.NORM for i in self.longest_path)
 

@@ -221,3 +221,57 @@ def test_linear_residual_branches_do_not_lengthen_a_run(write, branch, expected)
     report = analyze_path(write("model.py", CPE_PRE_NORM.replace("BRANCH", branch)), select=["GL102"])
     assert report.models[0].status == "analyzed"
     assert codes(report) == expected
+
+
+INVERTED_RESIDUAL = """
+import torch
+import torch.nn as nn
+
+
+def conv(cin, cout, k=1, stride=1, groups=1, act=True):
+    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False)]
+    norm = NORM
+    layers += [norm(cout)] if norm else []
+    layers += [nn.ReLU6()] if act else []
+    return nn.Sequential(*layers)
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, stride, t=4):
+        super().__init__()
+        self.residual = stride == 1 and cin == cout
+        self.body = nn.Sequential(conv(cin, cin * t), conv(cin * t, cin * t, 3, stride, cin * t),
+                                  conv(cin * t, cout, act=False))
+
+    def forward(self, x):
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+class MobileNetLike(nn.Module):
+    '''MobileNetV2's layout: each stage opens with a non-residual transition block.'''
+    def __init__(self, widths=(12, 16, 24, 32, 48, 64, 96)):
+        super().__init__()
+        blocks, cin = [conv(3, 8, 3, 2)], 8
+        for i, w in enumerate(widths):
+            blocks += [InvertedResidual(cin, w, 2 if i % 2 else 1), InvertedResidual(w, w, 1)]
+            cin = w
+        self.features = nn.Sequential(*blocks, conv(cin, 128))
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def example_inputs():
+    return (torch.randn(2, 3, 32, 32),)
+"""
+
+
+@pytest.mark.parametrize("norm, expected", [("nn.BatchNorm2d", []), ("None", ["GL103"])])
+def test_normalized_transitions_of_inverted_residual_nets_are_not_plain_depth(write, norm, expected):
+    # 7 transition blocks of 3 convs leave 24 layers on every path, as in MobileNetV2/EfficientNet,
+    # which train well with BatchNorm; without it the shorter threshold applies.
+    report = analyze_path(write("model.py", INVERTED_RESIDUAL.replace("NORM", norm)), select=["GL103"])
+    m = report.models[0]
+    assert m.status == "analyzed" and m.details["shortest_depth"] == 24
+    assert codes(report) == expected
