@@ -246,6 +246,8 @@ def describe(example: ExampleInputs) -> str:
 
 def output_tensors(output: Any) -> list:
     """Every floating tensor in a model's output: tensors, tuples, dicts, ModelOutput, dataclasses."""
+    import dataclasses
+
     import torch
 
     found: list = []
@@ -262,6 +264,9 @@ def output_tensors(output: Any) -> list:
                 walk(v)
         elif hasattr(o, "to_tuple") and callable(o.to_tuple):
             walk(o.to_tuple())
+        elif dataclasses.is_dataclass(o) and not isinstance(o, type):
+            for f in dataclasses.fields(o):
+                walk(getattr(o, f.name))
 
     walk(output)
     return found
