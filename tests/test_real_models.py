@@ -78,6 +78,7 @@ def test_encoder_decoder_sees_both_stacks_and_ties_the_shared_embedding(transfor
     assert any(n.startswith("encoder.block.1.") for n in names)
     assert any(n.startswith("decoder.block.1.layer.1.EncDecAttention") for n in names)  # cross-attention
     # One embedding matrix shared by encoder, decoder and lm_head: listed once, at its first use.
+    assert [layer.type for layer in m.layers].count("Embedding") == 1
     assert "lm_head" not in names
     # The decoder reads the encoder: some path from the input ids crosses both stacks.
     assert m.details["depth"] > max(sum(n.startswith(p) for n in names) for p in ("encoder.", "decoder.")) // 2
@@ -320,3 +321,28 @@ def test_weight_layers_of_the_hybrid_are_in_execution_order(write):
     assert names.index("stage1.2.pw2") < names.index("down.1") < names.index("stage2.0.cpe")
     assert all(g.kind != EMBEDDING for g in graph_of(report.models[0]) if g.is_weight_layer)
 
+
+def test_position_tables_are_not_weight_layers(write):
+    # nanoGPT's wpe: an Embedding looked up with arange positions. The JSON contract lists
+    # weight layers; position embeddings (and T5's relative-position buckets) are not among them.
+    src = """
+    import torch
+    import torch.nn as nn
+
+
+    class TinyGPT(nn.Module):
+        def __init__(self, vocab=100, block=32, d=16):
+            super().__init__()
+            self.wte = nn.Embedding(vocab, d)
+            self.wpe = nn.Embedding(block, d)
+            self.fc = nn.Linear(d, d)
+            self.lm_head = nn.Linear(d, vocab, bias=False)
+            self.lm_head.weight = self.wte.weight
+
+        def forward(self, idx):
+            pos = torch.arange(0, idx.shape[1], device=idx.device)
+            x = self.wte(idx) + self.wpe(pos)
+            return self.lm_head(torch.relu(self.fc(x)))
+    """
+    report = analyze_path(write("gpt.py", src), select=["GL0"])
+    assert [layer.module for layer in analyzed(report).layers] == ["wte", "fc"]

@@ -132,10 +132,10 @@ class IRBuilder:
                 weights.append(canon)
         attrs = dict(cls.attrs)
         attrs["float"] = is_float(out_value) or out_value is None
-        if cls.kind in g.WEIGHT_KINDS:
-            attrs["has_weight"] = bool(weights) and module_name != ""
-            attrs["weights"] = weights
         node_inputs = [r.node for r in inputs if r.node is not None]
+        if cls.kind in g.WEIGHT_KINDS:
+            attrs["has_weight"] = bool(weights) and module_name != "" and not _position_table(cls.kind, node_inputs)
+            attrs["weights"] = weights
         node = self.graph.add(
             cls.kind, cls.op, node_inputs, module=module_name, module_type=type(module).__name__,
             location=self.site(module_name), out_shape=shape_of(out_value),
@@ -199,6 +199,12 @@ class IRBuilder:
 
     def finish(self) -> LayerGraph:
         return self.graph
+
+
+def _position_table(kind: str, node_inputs: list) -> bool:
+    """An embedding looked up with indices the model made itself (arange positions, T5's relative
+    position buckets, BERT's default token types) is a position table, not a weight layer."""
+    return kind == g.EMBEDDING and not node_inputs
 
 
 def has_tensor(value: Any) -> bool:
