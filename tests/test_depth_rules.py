@@ -255,7 +255,8 @@ class MobileNetLike(nn.Module):
         for i, w in enumerate(widths):
             blocks += [InvertedResidual(cin, w, 2 if i % 2 else 1), InvertedResidual(w, w, 1)]
             cin = w
-        self.features = nn.Sequential(*blocks, conv(cin, 128))
+        # A mobile head: a bare 1x1 conv right before the classifier (MobileNetV3, LCNet).
+        self.features = nn.Sequential(*blocks, nn.Conv2d(cin, 128, 1), nn.Hardswish())
         self.head = nn.Linear(128, 10)
 
     def forward(self, x):
