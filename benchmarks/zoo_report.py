@@ -69,11 +69,14 @@ def render(data: dict) -> str:
     internal = [r["id"] for r in recs if r.get("internal_errors")]
     outside = [r["id"] for r in recs if r["status"] not in ("analyzed", "failed")]
     worker = data.get("worker_tracebacks") or []
+    # A graph with no weight layer between input and output lost its edges: a capture bug.
+    pathless = [r["id"] for r in recs if r["status"] == "analyzed" and r.get("layers") and not r.get("depth")]
     w(f"\nTime is gradlint's wall time per model (import of the target file, build, capture, rules), "
       f"torch and library imports excluded. Raw tracebacks: {len(raw)}{_list(raw)}. "
       f"Internal errors: {len(internal)}{_list(internal)}. Crashes or hangs outside gradlint's own "
       f"limits: {len(outside)}{_list(outside)}. Tracebacks printed by the zoo's worker processes outside any "
-      f"model (last run): {len(worker)}.")
+      f"model (last run): {len(worker)}. Analyzed models whose graph has no weight layer between input and "
+      f"output (a lost edge): {len(pathless)}{_list(pathless)}.")
 
     w("\n## Failures\n")
     failed = [r for r in recs if r["status"] != "analyzed"]

@@ -346,3 +346,33 @@ def test_position_tables_are_not_weight_layers(write):
     """
     report = analyze_path(write("gpt.py", src), select=["GL0"])
     assert [layer.module for layer in analyzed(report).layers] == ["wte", "fc"]
+
+
+def test_namedtuple_outputs_with_auxiliary_heads(write):
+    # torchvision's GoogLeNet/Inception-v3 return a namedtuple in train mode; fx records it as a
+    # call to the class. Its tensors must reach the output, or the model has no depth at all.
+    src = """
+    from collections import namedtuple
+
+    import torch
+    import torch.nn as nn
+
+    Outputs = namedtuple("Outputs", ["logits", "aux_logits"])
+
+
+    class WithAux(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU())
+            self.aux = nn.Linear(8, 4)
+            self.fc = nn.Linear(8, 4)
+
+        def forward(self, x):
+            h = self.body(x).mean((2, 3))
+            aux = self.aux(h) if self.training else None
+            return Outputs(self.fc(h), aux)
+    """
+    report = analyze_path(write("m.py", src), select=["GL0"])
+    m = analyzed(report)
+    assert m.capture == "fx"
+    assert (m.details["depth"], m.details["shortest_depth"]) == (3, 3)
