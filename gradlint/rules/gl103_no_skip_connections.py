@@ -145,7 +145,7 @@ class NoSkipConnections(Rule):
             return
         layers = [ctx.graph[i] for i in s.longest_path if is_depth_layer(ctx.graph[i])]
         via = "" if s.depth == s.shortest_depth else f" (longest: {s.depth})"
-        normed = ", each normalized," if normalized else ""
+        normed = ", each normalized" if normalized else ""
         msg = (f"every input-to-output path crosses at least {s.shortest_depth} weight layers{via}{normed}: no skip "
                f"connection gives the gradient a shorter way back")
         fix = "make the repeated block residual, x = x + block(x) (pre-norm: x + block(norm(x)))"
