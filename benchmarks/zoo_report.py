@@ -78,6 +78,12 @@ def render(data: dict) -> str:
       f"model (last run): {len(worker)}. Analyzed models whose graph has no weight layer between input and "
       f"output (a lost edge): {len(pathless)}{_list(pathless)}.")
 
+    sources = Counter(_source_kind(r.get("input_source")) for r in recs if r["status"] == "analyzed")
+    w("\nExample inputs came from: " + ", ".join(f"{k} ({v})" for k, v in sources.most_common()) + ".")
+    retried = [r["id"] for r in recs if any("was rejected" in n for n in r.get("notes") or [])]
+    if retried:
+        w(f"Guessed inputs rejected and guessed again: {_list(retried).strip(' ()')}.")
+
     w("\n## Failures\n")
     failed = [r for r in recs if r["status"] != "analyzed"]
     if not failed:
@@ -128,6 +134,12 @@ def render(data: dict) -> str:
             w(f"| {r.get('group', '')} | {r['name']} | {r['status']} | {r.get('capture') or '-'} | "
               f"{_secs(r.get('seconds'))} | {params} | {r.get('layers', '-')} | {depth} | {verdict} | {codes} |")
     return "\n".join(out) + "\n"
+
+
+def _source_kind(source: str | None) -> str:
+    if not source:
+        return "unknown"
+    return "the first layer (a guess)" if source.startswith("inferred") else source.split(" (")[0]
 
 
 def _list(ids: Iterable[str]) -> str:
