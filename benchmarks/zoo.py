@@ -84,17 +84,18 @@ def worker(args: argparse.Namespace) -> None:
     warnings.filterwarnings("ignore")  # library deprecation noise; gradlint's output is what we check
     wanted = json.loads(Path(args.worker).read_text())
     models = {m.id: m for m in catalog(sorted({i.split("/")[0] for i in wanted}))[0]}
-    events = open(args.events, "a", encoding="utf-8")
-    folder = Path(tempfile.mkdtemp(prefix="gradlint_zoo_"))
-    if args.keep_targets:
-        folder = Path(args.keep_targets)
-        folder.mkdir(parents=True, exist_ok=True)
-    for mid in wanted:
-        events.write(json.dumps({"start": mid}) + "\n")
-        events.flush()
-        rec = analyze_one(models[mid], folder, args)
-        events.write(json.dumps({"result": rec}) + "\n")
-        events.flush()
+    with open(args.events, "a", encoding="utf-8") as events, contextlib.ExitStack() as stack:
+        if args.keep_targets:
+            folder = Path(args.keep_targets)
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gradlint_zoo_")))
+        for mid in wanted:
+            events.write(json.dumps({"start": mid}) + "\n")
+            events.flush()
+            rec = analyze_one(models[mid], folder, args)
+            events.write(json.dumps({"result": rec}) + "\n")
+            events.flush()
 
 
 # -- parent: run workers, survive their crashes and hangs --------------------------------------
@@ -133,9 +134,14 @@ def _outside_failure(model: ZooModel, how: str, detail: str) -> dict:
 def run_models(models: list[ZooModel], args: argparse.Namespace, worker_tracebacks: list[str]) -> dict[str, dict]:
     """Run the models in chunks of worker processes; returns id -> record. Tracebacks a worker
     printed outside any model's analysis (the zoo's own bugs) go to ``worker_tracebacks``."""
+    with tempfile.TemporaryDirectory(prefix="gradlint_zoo_run_") as scratch:
+        return _run_models(models, args, worker_tracebacks, Path(scratch))
+
+
+def _run_models(models: list[ZooModel], args: argparse.Namespace, worker_tracebacks: list[str],
+                scratch: Path) -> dict[str, dict]:
     results: dict[str, dict] = {}
     by_id = {m.id: m for m in models}
-    scratch = Path(tempfile.mkdtemp(prefix="gradlint_zoo_run_"))
     pending = [m.id for m in models]
     n = 0
     # The worker's own limit is gradlint's --timeout; this one catches what SIGALRM cannot stop.

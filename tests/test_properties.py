@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -170,8 +169,14 @@ def archs(draw, kinds=("plain", "residual", "concat", "gate"), max_blocks: int =
     return Arch(family, draw(st.sampled_from([8, 16])), tuple(blocks), draw(st.sampled_from(sorted(INITS))))
 
 
-_FOLDER = Path(tempfile.mkdtemp(prefix="gradlint_properties_"))
+_FOLDER: Path = Path()
 _names = itertools.count()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _folder(tmp_path_factory):
+    global _FOLDER
+    _FOLDER = tmp_path_factory.mktemp("archs")
 
 
 def analyze(arch: Arch, select: list[str] | None = None):
