@@ -74,6 +74,30 @@ class Structure:
                 out.add(n.id)
         return out
 
+    @cached_property
+    def linear_residual_branches(self) -> dict[int, set[int]]:
+        """Skip merges ``x + W(x)`` whose branch is a single weight layer and nothing nonlinear
+        (the convolutional position encodings of CoaT, DaViT, CPVT): add id -> those branch inputs.
+
+        ``I + W`` passes the gradient with gain 1 + chi >= 1; with PyTorch's default init
+        (chi = 1/3) twelve of them change its norm by 1.15^12 ~ 5. Such a branch cannot make a
+        signal vanish, and it takes dozens of them to make one explode.
+        """
+        out: dict[int, set[int]] = {}
+        for a in self.skip_merges:
+            merge = self.graph[a]
+            if merge.kind != g.ADD:
+                continue
+            ins = set(merge.inputs)
+            for i in ins:
+                j = i
+                while _passes_scale_through(self.graph[j]):
+                    j = self.graph[j].inputs[0]
+                layer = self.graph[j]
+                if is_depth_layer(layer) and len(layer.inputs) == 1 and layer.inputs[0] in ins - {i}:
+                    out.setdefault(a, set()).add(i)
+        return out
+
     # -- depth ------------------------------------------------------------------------------
     def _path_dp(self, better: Callable[[int, int], bool]) -> tuple[list[int | None], list[int | None]]:
         val: list[int | None] = [None] * len(self.graph)
@@ -136,6 +160,33 @@ class Structure:
         return max(vals, default=0)
 
     @cached_property
+    def shortest_path(self) -> list[int]:
+        """The path behind ``shortest_depth``: the shortest route to the output that needs the most."""
+        val, back = self._shortest
+        ends = [o for o in self.outputs if val[o] is not None]
+        if not ends:
+            return []
+        return self._trace(back, max(ends, key=lambda o: val[o]))
+
+    def normalized_throughout(self, path: list[int]) -> bool:
+        """Does a normalization separate (nearly) every two consecutive weight layers on ``path``?
+
+        One gap in ten may lack one: mobile heads put a 1x1 conv right before the classifier
+        (MobileNetV3, LCNet, HardCoReNAS) in otherwise fully normalized networks.
+        """
+        layers = missing = 0
+        pending = False  # a weight layer seen, no normalization after it yet
+        for i in path:
+            n = self.graph[i]
+            if is_depth_layer(n):
+                layers += 1
+                missing += pending
+                pending = not is_norm(n)  # a weight-standardized conv normalizes itself
+            elif is_norm(n):
+                pending = False
+        return missing <= max(layers - 1, 0) // 10
+
+    @cached_property
     def norm_on_longest_path(self) -> bool:
         return any(self.graph[i].kind == g.NORM for i in self.longest_path)
 
@@ -151,6 +202,11 @@ class Structure:
         back: list[int | None] = [None] * len(self.graph)
         for n in self.graph:
             ins = [i for i in n.inputs if is_float(self.graph[i]) or self.graph[i].kind == g.INPUT]
+            if n.kind == g.MUL:
+                # x * sigmoid(s) (squeeze-excitation, gating): the gate scales x, the run goes on through x.
+                ins = [i for i in ins if not is_gate(self.graph[i])] or ins
+            if merge == "max" and n.id in self.linear_residual_branches:
+                ins = [i for i in ins if i not in self.linear_residual_branches[n.id]] or ins
             if resets(n):
                 val[n.id] = 0
                 continue
@@ -169,8 +225,21 @@ class Structure:
         return Run(val[end], members[::-1])
 
 
+def _passes_scale_through(n: Node) -> bool:
+    """Dropout, identity, drop-path's rescaling: one input, no weight, no nonlinearity."""
+    if len(n.inputs) != 1:
+        return False
+    return n.kind == g.DROPOUT or (n.kind == g.ACTIVATION and n.op == "identity") or (n.kind == g.MUL and not n.params)
+
+
+def is_gate(n: Node) -> bool:
+    """A (0, 1) gate: what multiplies a signal in squeeze-excitation and gated units."""
+    return n.kind == g.ACTIVATION and n.op in ("sigmoid", "hardsigmoid")
+
+
 def is_norm(n: Node) -> bool:
-    return n.kind == g.NORM
+    """A normalization layer, or a layer that normalizes its own weights (weight standardization)."""
+    return n.kind == g.NORM or bool(n.attrs.get("weight_standardized"))
 
 
 def make_structure(graph: LayerGraph) -> Structure:

@@ -117,6 +117,7 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any
     config = session.config
     errors_before = len(session.internal_errors)
     out = FileResult()
+    _import_torch_outside_time_limits()
     t0 = time.perf_counter()
     try:
         with time_limit(config.timeout):
@@ -183,6 +184,14 @@ def _seeded(seed: int | None):
         yield
 
 
+def _import_torch_outside_time_limits() -> None:
+    """An alarm that interrupts ``import torch`` (or the torch._dynamo import that meta kernels
+    trigger) leaves torch half-registered and the next import crashes the process. Both are
+    needed anyway; import them before any --timeout clock starts."""
+    import torch
+    import torch._dynamo  # noqa: F401
+
+
 def _order_key(r: ModelReport, loaded: Any) -> int:
     for i, c in enumerate(loaded.candidates):
         if c.target.spec == r.target:
@@ -201,7 +210,7 @@ def _drop_components(built: list) -> list:
     return kept or built
 
 
-def example_inputs_for(built: Any, loaded: Any, config: Config, device: str) -> Any:
+def example_inputs_for(built: Any, loaded: Any, config: Config, device: str, side: int | None = None) -> Any:
     from .capture import inputs as inp
 
     model = built.meta_model if device == "meta" else built.model
@@ -211,12 +220,48 @@ def example_inputs_for(built: Any, loaded: Any, config: Config, device: str) -> 
         ex = inp.from_shape(config.input_shape, model, device)
         ex.source = "input-shape"
         return ex
-    return inp.infer(model, device, batch=config.batch_size or inp.DEFAULT_BATCH)
+    return inp.infer(model, device, batch=config.batch_size or inp.DEFAULT_BATCH, side=side)
+
+
+def capture_with_inputs(built: Any, loaded: Any, config: Config, device: str) -> tuple[Any, Any]:
+    """Capture on the example inputs. A guessed image the model rejects for its size (Inception
+    wants 299, a CIFAR net's flatten wants 32) is guessed again with other sides; when all fail,
+    the first error says which input it was given."""
+    from .capture import capture
+    from .capture import inputs as inp
+
+    example = example_inputs_for(built, loaded, config, device)
+    first: StageError | None = None
+    tried: list[str] = []
+    sides: list[int] = []
+    side = None
+    while True:
+        real = (lambda s=side: example_inputs_for(built, loaded, config, "cpu", side=s)) if built.materialized else None
+        try:
+            graph = capture(built, example, real)
+        except StageError as e:
+            tried.append(inp.describe(example))
+            if first is None:
+                first = e
+                sides = inp.retry_sides(example, e.message)
+            if not sides:
+                if example.source.startswith("inferred"):
+                    also = f"; also tried {', '.join(tried[1:])}" if len(tried) > 1 else ""
+                    first.message += f" (on the inferred input {tried[0]}{also})"
+                    first.hint = ("define example_inputs() in the file (or pass --input-shape) with the input the "
+                                  "model expects")
+                raise first from None
+            side = sides.pop(0)
+            example = example_inputs_for(built, loaded, config, device, side=side)
+            continue
+        if first is not None:
+            graph.notes.append(f"the inferred input {tried[0]} was rejected ({first.message.split(' (also tried')[0]}); "
+                               f"analysed with {inp.describe(example)}")
+        return graph, example
 
 
 def analyze_built(built: Any, loaded: Any, session: Session) -> ModelReport:
     from .analysis import Structure
-    from .capture import capture
     from .initcheck import check_init, model_class_files, source_init_sites
     from .rules import RuleContext, all_rules
 
@@ -227,9 +272,7 @@ def analyze_built(built: Any, loaded: Any, session: Session) -> ModelReport:
     t0 = time.perf_counter()
     device = "meta" if built.meta_model is not None else "cpu"
     try:
-        example = example_inputs_for(built, loaded, config, device)
-        real = (lambda: example_inputs_for(built, loaded, config, "cpu")) if built.materialized else None
-        graph = capture(built, example, real)
+        graph, example = capture_with_inputs(built, loaded, config, device)
     except StageError as e:
         return failed_report(spec, e, path, session)
     timings["capture"] = time.perf_counter() - t0

@@ -74,10 +74,28 @@ def frame_location(frame: types.FrameType) -> Location:
     return Location(display_path(code.co_filename), line, column)
 
 
+@lru_cache(maxsize=4096)
+def _in_gradlint(filename: str) -> bool:
+    real = os.path.realpath(filename)
+    return real == _GRADLINT_DIR or real.startswith(_GRADLINT_DIR + os.sep)
+
+
 def user_location(frame: types.FrameType | None, skip: Callable[[types.FrameType], bool] | None = None) -> Location | None:
-    """The innermost frame outside library code (and not matching ``skip``)."""
+    """The innermost frame outside library code (and not matching ``skip``).
+
+    The walk ends where it re-enters gradlint: frames further out belong to whoever called
+    gradlint (a test, an editor plugin, a script using the pipeline), not to the model, so a
+    call made entirely inside library code (a timm block's forward) has no user location.
+    """
+    left_gradlint = False
     while frame is not None:
-        if not is_library_file(frame.f_code.co_filename) and not (skip and skip(frame)):
+        filename = frame.f_code.co_filename
+        if _in_gradlint(filename):
+            if left_gradlint:
+                return None
+        else:
+            left_gradlint = True
+        if not is_library_file(filename) and not (skip and skip(frame)):
             return frame_location(frame)
         frame = frame.f_back
     return None

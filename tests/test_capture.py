@@ -216,6 +216,85 @@ def test_hugging_face_models_from_config(transformers_mod, write, name):
     assert "GL101" not in codes(report)  # GPT-2's tanh-approximated GELU is a GELU, not a tanh chain
 
 
+def test_a_model_built_entirely_by_a_library_never_points_at_the_caller(write, monkeypatch):
+    # The root model comes from an installed library (timm, torchvision): no frame of its forward
+    # is user code. Locations fall back to the user's line that built it, never to the code that
+    # called gradlint (here this test, in-process).
+    from gradlint import provenance
+
+    lib = write("vendor/blocks.py", """
+    import torch
+    import torch.nn as nn
+
+
+    class LibraryNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(8, 8)
+            self.b = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x))) + x
+    """)
+    path = write("m.py", """
+    from vendor.blocks import LibraryNet
+
+
+    def build():
+        return LibraryNet()
+    """)
+    roots = provenance._library_roots() + (str(lib.parent.resolve()),)
+    monkeypatch.setattr(provenance, "_library_roots", lambda: roots)
+    provenance.is_library_file.cache_clear()
+    try:
+        report = analyze_path(f"{path}::build", select=["GL1"])
+    finally:
+        provenance.is_library_file.cache_clear()
+    assert report.models[0].capture == "fx"
+    functional = [n for n in graph_of(report) if n.op in ("relu", "add")]
+    assert len(functional) == 2
+    assert all(n.location is not None and n.location.path.endswith("m.py") for n in functional), \
+        [n.location for n in functional]
+
+
+def test_reshape_as_reads_only_the_shape_of_its_argument(write):
+    # timm's LeViT: ``self.bn(x.flatten(0, 1)).reshape_as(x)``. The second tensor gives a shape;
+    # treating it as data made an edge around every BatchNorm (and GL102 fired on LeViT).
+    src = """
+    import torch.nn as nn
+
+
+    class LinearNorm(nn.Module):
+        def __init__(self, d=16):
+            super().__init__()
+            self.linear = nn.Linear(d, d, bias=False)
+            self.bn = nn.BatchNorm1d(d)
+
+        def forward(self, x):
+            x = self.linear(x)
+            return self.bn(x.flatten(0, 1)).reshape_as(x)
+
+
+    class Stack(nn.Module):
+        def __init__(self, depth=12):
+            super().__init__()
+            self.blocks = nn.Sequential(*[nn.Sequential(LinearNorm(), nn.Hardswish()) for _ in range(depth)])
+
+        def forward(self, x):
+            return self.blocks(x)
+
+
+    def example_inputs():
+        import torch
+        return (torch.randn(2, 5, 16),)
+    """
+    report = analyze_path(write("m.py", src), select=["GL102"])
+    g = graph_of(report)
+    reshapes = [n for n in g if n.op == "reshape_as"]
+    assert not reshapes or all(len(n.inputs) == 1 for n in reshapes)
+    assert codes(report) == []
+
+
 def test_modules_returning_tuples_stay_on_the_path(write):
     # LSTM and MultiheadAttention return tuples; their first item is the differentiable output.
     src = """

@@ -39,7 +39,10 @@ def test_untouched_default_init_is_flagged(write, materialize_limit):
     msg = report.findings[0].message
     assert "8 Linear layers" in msg
     if materialize_limit:
-        assert "Var(W) = 1.0" in msg  # the weights were read
+        import re
+
+        ratio = float(re.search(r"Var\(W\) = ([0-9.]+) x", msg).group(1))  # the weights were read
+        assert 0.9 <= ratio <= 1.1
     else:
         assert "not materialized" in msg
 

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 from .. import graph as g
 from ..graph import LayerGraph, Location
-from .kinds import Classified, classify_call
+from .kinds import SHAPE_ONLY_AFTER_FIRST, Classified, classify_call
 
 # Parameter names that make a module a "weight layer" (JSON contract).
 _WEIGHT_NAME_PREFIXES = ("weight", "in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
@@ -140,10 +140,10 @@ class IRBuilder:
         attrs = dict(cls.attrs)
         out_value = first_tensor(out_value)  # an LSTM/MHA returns a tuple: its first item is the output
         attrs["float"] = is_float(out_value) or out_value is None
-        if cls.kind in g.WEIGHT_KINDS:
-            attrs["has_weight"] = bool(weights) and module_name != ""
-            attrs["weights"] = weights
         node_inputs = [r.node for r in inputs if r.node is not None]
+        if cls.kind in g.WEIGHT_KINDS:
+            attrs["has_weight"] = bool(weights) and module_name != "" and not _position_table(cls.kind, node_inputs)
+            attrs["weights"] = weights
         node = self.graph.add(
             cls.kind, cls.op, node_inputs, module=module_name, module_type=type(module).__name__,
             location=self.site(module_name), out_shape=shape_of(out_value),
@@ -158,6 +158,8 @@ class IRBuilder:
         ``context``: the innermost module whose forward made the call (a fallback location when
         the call has no frame in the user's code, as inside a library model)."""
         cls = classify_call(name, args, kwargs)
+        if name in SHAPE_ONLY_AFTER_FIRST:
+            inputs, in_values = inputs[:1], in_values[:1]
         node_refs = [(r, v) for r, v in zip(inputs, in_values) if r.node is not None]
         param_refs = [r.param for r in inputs if r.param is not None]
         if not node_refs:
@@ -193,8 +195,8 @@ class IRBuilder:
         attrs["function"] = name
         if owner and kind in g.WEIGHT_KINDS:
             location = self.site(owner) or location  # a weight layer is changed where it is made
-        elif location is None and context is not None:
-            location = self.site(self.qualname(context))
+        elif location is None:  # library code all the way: where the enclosing module was built
+            location = self.site(self.qualname(context) if context else "")
         node = self.graph.add(
             kind, op, [r.node for r, _ in node_refs],
             module=owner, module_type=type(self.modules[owner]).__name__ if owner in self.modules else None,
@@ -205,6 +207,12 @@ class IRBuilder:
 
     def finish(self) -> LayerGraph:
         return self.graph
+
+
+def _position_table(kind: str, node_inputs: list) -> bool:
+    """An embedding looked up with indices the model made itself (arange positions, T5's relative
+    position buckets, BERT's default token types) is a position table, not a weight layer."""
+    return kind == g.EMBEDDING and not node_inputs
 
 
 def has_tensor(value: Any) -> bool:

@@ -62,9 +62,18 @@ def capture_fx(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
 
     b = IRBuilder(model, sites, "fx")
     refs: dict[Any, Ref] = {}
+    # Calls that build an output container (a dataclass, ModelOutput, namedtuple): no computation;
+    # what reads them (the output, ``getattr``) reads the tensors they hold.
+    containers: dict[Any, Any] = {}
 
     def resolve(n: Any) -> Ref:
         return refs.get(n, CONST)
+
+    def held(nodes: list) -> list:
+        out = []
+        for x in nodes:
+            out += held(fx_nodes_in((x.args, x.kwargs))) if x in containers else [x]
+        return out
 
     for n in gm.graph.nodes:
         val = values.get(n)
@@ -79,6 +88,10 @@ def capture_fx(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
             in_refs = [resolve(x) for x in inputs]
             cls = classify_module(mod)
             refs[n] = b.module_call(n.target, mod, cls, in_refs, [values.get(x) for x in inputs], val)
+        elif n.op == "call_function" and isinstance(n.target, type) and not has_tensor_type(n.target):
+            containers[n] = n
+        elif n.op == "call_function" and n.target is getattr and n.args[0] in containers:
+            refs[n] = resolve(_field(n.args[0], n.args[1]))
         elif n.op in ("call_function", "call_method"):
             name = call_name(n.target)
             inputs = fx_nodes_in((n.args, n.kwargs))
@@ -92,6 +105,28 @@ def capture_fx(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
                 [values.get(x) for x in inputs], val, n.meta.get("gradlint_location"), context,
             )
         elif n.op == "output":
-            b.add_output([resolve(x) for x in fx_nodes_in(n.args)])
+            b.add_output([resolve(x) for x in held(fx_nodes_in(n.args))])
     return b.finish()
+
+
+def has_tensor_type(cls: type) -> bool:
+    """Tensor subclasses and parameters are values, not containers."""
+    import torch
+
+    return issubclass(cls, torch.Tensor)
+
+
+def _field(container: Any, name: str) -> Any:
+    """The argument a container node was given for field ``name`` (keyword, or positional in
+    dataclass/namedtuple field order)."""
+    import dataclasses
+
+    if name in container.kwargs:
+        return container.kwargs[name]
+    cls = container.target
+    order = ([f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls)
+             else list(getattr(cls, "_fields", ())))
+    if name in order and order.index(name) < len(container.args):
+        return container.args[order.index(name)]
+    return None
 

@@ -8,6 +8,7 @@ the one path the example inputs take.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
@@ -28,6 +29,9 @@ def _tensors_in(obj: Any, out: list) -> list:
             _tensors_in(o, out)
     elif hasattr(obj, "to_tuple") and callable(obj.to_tuple):  # transformers ModelOutput
         _tensors_in(obj.to_tuple(), out)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            _tensors_in(getattr(obj, f.name), out)
     return out
 
 

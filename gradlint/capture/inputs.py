@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -81,7 +83,84 @@ def first_weight_module(model: Any) -> tuple[str | None, Any]:
     return None, None
 
 
-def infer(model: Any, device: str, batch: int = DEFAULT_BATCH) -> ExampleInputs:
+def infer(model: Any, device: str, batch: int = DEFAULT_BATCH, side: int | None = None) -> ExampleInputs:
+    """Inputs the model declares (library metadata), else a guess from the first weight layer.
+
+    ``side``: the image side to use for a model whose first layer is a 2-d convolution (a retry
+    after the first guess was rejected, see ``retry_sides``).
+    """
+    if side is None:
+        declared = from_metadata(model, device, batch)
+        if declared is not None:
+            return declared
+    return from_first_layer(model, device, batch, side)
+
+
+def _ints(value: Any, n: int | None = None) -> tuple[int, ...] | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,) * (n or 1)
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                                            for v in value):
+        return tuple(value) if n is None or len(value) == n else None
+    return None
+
+
+def from_metadata(model: Any, device: str, batch: int) -> ExampleInputs | None:
+    """What model libraries record about their inputs: timm's ``pretrained_cfg["input_size"]``,
+    Hugging Face's ``main_input_name`` with its ``config``, an ``image_size`` attribute (torchvision's
+    ViT). Models with a fixed input size (ViT at 384, a Swin window grid) only run on that size."""
+    import torch
+
+    for attr in ("pretrained_cfg", "default_cfg"):
+        cfg = getattr(model, attr, None)
+        size = _ints(cfg.get("input_size")) if isinstance(cfg, dict) else None
+        if size is not None and len(size) == 3:
+            return ExampleInputs((torch.randn(batch, *size, device=device),), {}, f"{attr}['input_size'] of the model")
+    config = getattr(model, "config", None)
+    main = getattr(model, "main_input_name", None)
+    if config is not None and isinstance(main, str):
+        hf = _from_hf_config(model, config, main, device, batch)
+        if hf is not None:
+            return hf
+    side = _ints(getattr(model, "image_size", None) or getattr(model, "img_size", None), 2)
+    _, first = first_weight_module(model)
+    if side is not None and isinstance(first, torch.nn.Conv2d):
+        return ExampleInputs((torch.randn(batch, first.in_channels, *side, device=device),), {},
+                             "the model's image_size")
+    return None
+
+
+def _from_hf_config(model: Any, config: Any, main: str, device: str, batch: int) -> ExampleInputs | None:
+    import inspect
+
+    import torch
+
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return None
+    src = f"the Hugging Face config ({main})"
+    if main == "input_ids":
+        vocab = getattr(config, "vocab_size", None)
+        if not isinstance(vocab, int) or vocab <= 0:
+            return None
+        ids = torch.randint(0, vocab, (batch, DEFAULT_SEQUENCE), device=device)
+        kwargs = {"input_ids": ids}
+        if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
+            kwargs["decoder_input_ids"] = torch.randint(0, vocab, (batch, DEFAULT_SEQUENCE // 2), device=device)
+        return ExampleInputs((), kwargs, src)
+    if main == "pixel_values":
+        size = _ints(getattr(config, "image_size", None), 2)
+        channels = getattr(config, "num_channels", 3)
+        if size is None or not isinstance(channels, int):
+            return None
+        return ExampleInputs((), {"pixel_values": torch.randn(batch, channels, *size, device=device)}, src)
+    if main == "input_values":  # raw audio: one second at 16 kHz
+        return ExampleInputs((), {"input_values": torch.randn(batch, 16000, device=device)}, src)
+    return None
+
+
+def from_first_layer(model: Any, device: str, batch: int = DEFAULT_BATCH, side: int | None = None) -> ExampleInputs:
     """Guess inputs from the first weight layer registered (usually the first one called)."""
     import torch
     import torch.nn as nn
@@ -105,8 +184,9 @@ def infer(model: Any, device: str, batch: int = DEFAULT_BATCH) -> ExampleInputs:
         dims = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3, nn.ConvTranspose1d: 1, nn.ConvTranspose2d: 2,
                 nn.ConvTranspose3d: 3}
         nd = next((d for cls, d in dims.items() if isinstance(first, cls)), len(first.kernel_size))
-        side = {1: 128, 2: 224 if first.in_channels == 3 else 32, 3: 16}[nd]
-        return ExampleInputs((torch.randn(batch, first.in_channels, *([side] * nd), device=device),), {}, src)
+        default = {1: 128, 2: 224 if first.in_channels == 3 else 32, 3: 16}[nd]
+        n = side if side is not None and nd == 2 else default
+        return ExampleInputs((torch.randn(batch, first.in_channels, *([n] * nd), device=device),), {}, src)
     if isinstance(first, nn.RNNBase):
         shape = (batch, T, first.input_size) if first.batch_first else (T, batch, first.input_size)
         return ExampleInputs((torch.randn(*shape, device=device),), {}, src)
@@ -121,8 +201,53 @@ def infer(model: Any, device: str, batch: int = DEFAULT_BATCH) -> ExampleInputs:
                      hint="define example_inputs() in the file or pass --input-shape")
 
 
+# Image sides worth a second try when a guessed image is rejected: Inception's 299, CIFAR's 32,
+# MNIST's 28, and 64 and 512 for the rest.
+_RETRY_SIDES = (299, 32, 28, 64, 512)
+_SHAPE_COMPLAINT = re.compile(r"size|shape|dimension|divisible|match|kernel|mat1 and mat2", re.IGNORECASE)
+_MATMUL_SHAPES = re.compile(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
+
+
+def retry_sides(example: ExampleInputs, message: str) -> list[int]:
+    """Other image sides to try after a guessed image input was rejected with ``message``.
+
+    Only for guesses (never for inputs the user or the model declared) and only when the error
+    talks about sizes. A fixed ``Linear`` after ``flatten`` names the size it wanted: the side
+    that gives it comes first.
+    """
+    x = example.args[0] if len(example.args) == 1 and not example.kwargs else None
+    if not example.source.startswith("inferred") or getattr(x, "dim", lambda: 0)() != 4:
+        return []
+    if not _SHAPE_COMPLAINT.search(message):
+        return []
+    side = int(x.shape[-1])
+    sides: list[int] = []
+    m = _MATMUL_SHAPES.search(message)
+    if m:
+        got, wanted = int(m.group(2)), int(m.group(3))
+        guess = round(side * math.sqrt(wanted / got)) if got else 0
+        if guess > 0:
+            sides.append(guess)
+    sides += [s for s in _RETRY_SIDES if s != side]
+    return list(dict.fromkeys(sides))
+
+
+def describe(example: ExampleInputs) -> str:
+    """``float[2, 3, 224, 224]`` for each input, for messages."""
+    import torch
+
+    parts = []
+    for v in list(example.args) + list(example.kwargs.values()):
+        if isinstance(v, torch.Tensor):
+            kind = "float" if v.is_floating_point() else "int"
+            parts.append(f"{kind}[{', '.join(str(int(d)) for d in v.shape)}]")
+    return ", ".join(parts)
+
+
 def output_tensors(output: Any) -> list:
     """Every floating tensor in a model's output: tensors, tuples, dicts, ModelOutput, dataclasses."""
+    import dataclasses
+
     import torch
 
     found: list = []
@@ -139,6 +264,9 @@ def output_tensors(output: Any) -> list:
                 walk(v)
         elif hasattr(o, "to_tuple") and callable(o.to_tuple):
             walk(o.to_tuple())
+        elif dataclasses.is_dataclass(o) and not isinstance(o, type):
+            for f in dataclasses.fields(o):
+                walk(getattr(o, f.name))
 
     walk(output)
     return found

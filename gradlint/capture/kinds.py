@@ -8,6 +8,7 @@ tanh, and a Llama ``RMSNorm`` is a norm rather than a pile of arithmetic.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -68,6 +69,12 @@ def _module_table() -> list[tuple[type, Callable[[Any], Classified]]]:
     def pool(op: str) -> Callable[[Any], Classified]:
         return lambda m: Classified(g.POOL, op, _attrs(m, "kernel_size", "stride", "padding", "output_size", "dilation"))
 
+    def conv(m: Any) -> Classified:
+        attrs = _attrs(m, *conv_fields)
+        if _WEIGHT_STANDARDIZED.search(type(m).__name__):
+            attrs["weight_standardized"] = True
+        return Classified(g.CONV, type(m).__name__.lower(), attrs)
+
     def conv_t(m: Any) -> Classified:
         return Classified(g.CONV_TRANSPOSE, type(m).__name__.lower(), _attrs(m, *conv_fields, "output_padding"))
 
@@ -75,7 +82,7 @@ def _module_table() -> list[tuple[type, Callable[[Any], Classified]]]:
         (nn.Linear, lambda m: Classified(g.LINEAR, "linear", _attrs(m, "in_features", "out_features"))),
         (nn.Bilinear, lambda m: Classified(g.LINEAR, "bilinear", _attrs(m, "in1_features", "in2_features", "out_features"))),
         (nn.modules.conv._ConvTransposeNd, conv_t),
-        (nn.modules.conv._ConvNd, lambda m: Classified(g.CONV, type(m).__name__.lower(), _attrs(m, *conv_fields))),
+        (nn.modules.conv._ConvNd, conv),
         (nn.Embedding, lambda m: Classified(g.EMBEDDING, "embedding", _attrs(m, "num_embeddings", "embedding_dim", "padding_idx"))),
         (nn.EmbeddingBag, lambda m: Classified(g.EMBEDDING, "embedding_bag", _attrs(m, "num_embeddings", "embedding_dim", "mode"))),
         (nn.RNNBase, lambda m: Classified(g.RECURRENT, m.mode.lower(), _attrs(m, *rnn_fields))),
@@ -120,6 +127,10 @@ def _module_table() -> list[tuple[type, Callable[[Any], Classified]]]:
 
 
 _TABLE: list | None = None
+
+# Convolutions that standardize their weights in forward (timm's StdConv2d/ScaledStdConv2d in BiT
+# and NFNets, the usual WSConv2d): the layer normalizes itself, whatever its init.
+_WEIGHT_STANDARDIZED = re.compile(r"std_?conv|ws_?conv|weight_?standardi[sz]", re.IGNORECASE)
 
 # Composite torch.nn modules that have children but are analysed as one node.
 _ATOMIC_WITH_CHILDREN = ("MultiheadAttention",)
@@ -274,6 +285,9 @@ for _name in ("view", "reshape", "flatten", "unflatten", "permute", "transpose",
               "lift_fresh_copy", "unsafe_view", "_unsafe_view", "as_strided", "tensor_split",
               "index_select", "gather", "masked_fill", "where", "tril", "triu", "rearrange"):
     _FUNCTIONS.setdefault(_name, _fn(g.RESHAPE, _name))
+
+# ``x.reshape_as(other)`` and friends read only ``other``'s shape or dtype: no gradient reaches it.
+SHAPE_ONLY_AFTER_FIRST = frozenset({"reshape_as", "view_as", "expand_as", "type_as"})
 
 # Calls that make no differentiable tensor from the graph (shape queries, dtype tests, in-place
 # bookkeeping) and calls that stop the gradient.

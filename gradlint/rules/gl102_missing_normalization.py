@@ -17,9 +17,13 @@ class MissingNormalization(Rule):
     what = """
         Finds the longest run of weight layers (Linear, Conv, recurrent, attention; embeddings
         excepted) along one input-to-output path with no normalization layer (BatchNorm,
-        LayerNorm, GroupNorm, InstanceNorm, RMSNorm) anywhere in between, and reports it when it
-        is at least `min-depth` layers long (default 10). Skip connections do not break the run:
-        they protect the gradient's path, not the scale of the activations.
+        LayerNorm, GroupNorm, InstanceNorm, RMSNorm, or a weight-standardized convolution as in
+        NFNets and BiT) anywhere in between, and reports it when it is at least `min-depth` layers
+        long (default 10). Skip connections do not break the run: they protect the gradient's
+        path, not the scale of the activations. Gates (`x * sigmoid(s)`, squeeze-excitation) are
+        side branches: the run goes on through `x`. A residual branch that is one weight layer
+        and nothing nonlinear (`x + conv(x)`, the convolutional position encodings of CoaT and
+        DaViT) does not lengthen it: `I + W` has gradient gain 1 + chi, close to one.
 
         The default of 10 keeps ordinary small nets (3–8 layers) quiet while catching the depths
         at which un-normalized nets become sensitive to initialization: at 10 layers an init that
