@@ -161,9 +161,12 @@ class DefaultInitialization(Rule):
         overall = chi ** (run.length - 1)
         types = sorted({n.module_type or n.kind for n in layers})
         evidence = init.layers[layers[0].module].evidence
+        # chi is the backward signal's gain; the forward signal shrinks alike, so the weight
+        # gradients (signal x activation) can stay balanced while all of them become tiny.
         msg = (f"{run.length} {'/'.join(types)} layers in a row keep PyTorch's default init "
                f"(U(±1/sqrt(fan_in)), sigma_w^2 = 1/3) with no normalization between them: with {act} each "
-               f"passes ~{chi:.2g} of the squared gradient, ~{overall:.0e} over the run ({evidence})")
+               f"keeps ~{chi:.2g} of the backward error signal's squared norm (~{overall:.0e} over the run) "
+               f"and the activations shrink alike ({evidence})")
         if act in SATURATING_FAMILY:
             fix = (f"initialize with nn.init.xavier_uniform_(m.weight, gain=nn.init.calculate_gain('{act}')) "
                    "(Xavier), or add normalization between the layers")
