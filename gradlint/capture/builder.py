@@ -174,6 +174,12 @@ class IRBuilder:
             attrs["weights"] = weights
         attrs["float"] = is_float(out_value) or out_value is None
         attrs["function"] = name
+        if kind in (g.ADD, g.MUL, g.OTHER):
+            # the numbers in ``x * 0.5``, ``x.pow(2)``, ``x.clamp(min=0)``: the estimator needs them
+            scalars = [(i, float(a)) for i, a in enumerate(args) if isinstance(a, (int, float)) and not isinstance(a, bool)]
+            scalars += [(k, float(v)) for k, v in kwargs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if scalars:
+                attrs["scalars"] = tuple(scalars)
         node = self.graph.add(
             kind, op, [r.node for r, _ in node_refs],
             module=owner, module_type=type(self.modules[owner]).__name__ if owner in self.modules else None,

@@ -1,0 +1,231 @@
+"""Weight layers: Linear, Bilinear, ConvNd, ConvTransposeNd, Embedding, and matmul of two
+activations.
+
+For y = W x + b with n inputs per output (fan-in, or C_in/groups * kernel for a conv):
+forward ``m_y = n E[W^2] m_x + E[b^2]``; backward total-norm gain ``n E[W^2]`` (= sigma_w^2);
+weight gradient ``||dL/dW||^2 = G_y n (m_x + (P - 1) rho_y p_x)`` for P positions sharing the
+weight — the second term is large after global average pooling, where the gradient is the same
+at every position of a sample.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ... import graph as g
+from ..context import Unsupported, numel
+from ..registry import Step, handles
+from ..signals import Grad, Signal
+from .common import clip01
+
+
+def _affine(x: Signal, n: float, w2: float, wmean: float, b2: float, bmean: float) -> Signal:
+    """Statistics of W x + b with n inputs per output (independent weights)."""
+    shared = (n * wmean) ** 2 * x.mu * x.mu  # a nonzero weight mean turns the input mean into signal
+    return Signal(n * w2 * x.m + shared + b2, n * wmean * x.mu + bmean,
+                  n * w2 * x.c + shared + b2, n * w2 * x.p + shared + b2).clean()
+
+
+def _weight_and_bias(node, ctx):
+    w = ctx.param(node, "weight")
+    if w is None:
+        raise Unsupported(f"statistics of {node.module or node.op}'s weight are unknown")
+    b = ctx.param(node, "bias")
+    return w, b
+
+
+def _bias(b) -> tuple[float, float]:
+    return (b.second, b.mean) if b is not None else (0.0, 0.0)
+
+
+def _zero_reason(node, w) -> str | None:
+    return f"{node.module or 'a weight'}'s weight is all zeros (zero-initialized)" if w.zero else None
+
+
+@handles(g.LINEAR, "linear")
+def linear(node, ins, ctx) -> Step:
+    x = ins[0]
+    w, b = _weight_and_bias(node, ctx)
+    in_shape, out_shape = ctx.in_shape(node, 0), node.out_shape
+    n_in = in_shape[-1] if in_shape else w.fan_in
+    n_out = out_shape[-1] if out_shape else w.shape[0]
+    b2, bmean = _bias(b)
+    out = _affine(x, n_in, w.second, w.mean, b2, bmean)
+    sigma2 = n_in * w.second
+    positions = ctx.positions(out_shape, n_out)
+    wname = ctx.param_name(node, "weight")
+
+    def backward(grad: Grad) -> list[Grad]:
+        return [Grad(grad.g * sigma2, grad.rho)] + [Grad(0.0)] * (len(node.inputs) - 1)
+
+    def weight_grads(grad: Grad) -> dict[str, float]:
+        return {wname: grad.g * n_in * (x.m + (positions - 1) * grad.rho * x.p)}
+
+    return Step(out, backward, cause="weights", weight_grads=weight_grads,
+                lipschitz=[ctx.spectral(node, "weight", (n_out, n_in))] + [0.0] * (len(node.inputs) - 1),
+                zero=_zero_reason(node, w), info={"sigma_w2": sigma2, "init": w.source})
+
+
+@handles(g.LINEAR, "bilinear")
+def bilinear(node, ins, ctx) -> Step:
+    if len(ins) < 2:
+        raise Unsupported("bilinear with one tensor input")
+    x1, x2 = ins[0], ins[1]
+    w, b = _weight_and_bias(node, ctx)
+    n1, n2 = w.shape[1], w.shape[2]
+    b2, bmean = _bias(b)
+    m = n1 * n2 * w.second * x1.m * x2.m + b2
+    out = Signal(m, bmean, b2 + n1 * n2 * w.second * x1.c * x2.c, b2 + n1 * n2 * w.second * x1.p * x2.p).clean()
+    k = n1 * n2 * w.second
+    wname = ctx.param_name(node, "weight")
+
+    def backward(grad: Grad) -> list[Grad]:
+        return [Grad(grad.g * k * x2.m, grad.rho), Grad(grad.g * k * x1.m, grad.rho)] + [Grad(0.0)] * (len(ins) - 2)
+
+    return Step(out, backward, cause="weights",
+                weight_grads=lambda grad: {wname: grad.g * n1 * n2 * x1.m * x2.m},
+                lipschitz=[math.sqrt(k * x2.m), math.sqrt(k * x1.m)] + [0.0] * (len(ins) - 2), bound_is_estimate=True,
+                zero=_zero_reason(node, w), info={"sigma_w2": k})
+
+
+def _tuple(v, nd: int, default: int) -> tuple[int, ...]:
+    if isinstance(v, int):
+        return (v,) * nd
+    if isinstance(v, tuple) and len(v) == nd and all(isinstance(a, int) for a in v):
+        return v
+    return (default,) * nd
+
+
+def valid_fraction(size_in: int, size_out: int, k: int, stride: int, dilation: int) -> float:
+    """Share of (output position, tap) pairs that land on a real input (not zero padding).
+
+    The padding is inferred from the shapes, so it is right for functional convs and 'same'
+    padding alike. estimator.md: 3x3, pad 1 on a 4x4 map keeps only ((3H-2)/(3H))^2 = 0.69.
+    """
+    span = dilation * (k - 1) + 1
+    pad = max(0, math.ceil(((size_out - 1) * stride + span - size_in) / 2))
+    o = np.arange(size_out)[:, None] * stride - pad + np.arange(k)[None, :] * dilation
+    return float(np.mean((o >= 0) & (o < size_in))) if size_out > 0 else 1.0
+
+
+@handles(g.CONV)
+def conv(node, ins, ctx) -> Step:
+    x = ins[0]
+    w, b = _weight_and_bias(node, ctx)
+    in_shape, out_shape = ctx.in_shape(node, 0), node.out_shape
+    kernel = tuple(w.shape[2:])
+    nd = len(kernel)
+    if not in_shape or not out_shape or len(in_shape) < nd + 1:
+        raise Unsupported("conv without input/output shapes")
+    stride = _tuple(node.attrs.get("stride"), nd, 1)
+    dilation = _tuple(node.attrs.get("dilation"), nd, 1)
+    valid = 1.0
+    for d in range(nd):
+        valid *= valid_fraction(in_shape[-nd + d], out_shape[-nd + d], kernel[d], stride[d], dilation[d])
+    fan = w.fan_in  # C_in / groups * prod(kernel)
+    n_eff = fan * valid
+    b2, bmean = _bias(b)
+    out = _affine(x, n_eff, w.second, w.mean, b2, bmean)
+    sigma2 = n_eff * w.second
+    c_out = w.shape[0]
+    positions = max(1, numel(out_shape[-nd:]))
+    shrink = 1.0 / math.prod(stride)  # a strided conv sends a coherent gradient to a subset of positions
+    wname = ctx.param_name(node, "weight")
+
+    def backward(grad: Grad) -> list[Grad]:
+        return [Grad(grad.g * sigma2, clip01(grad.rho * shrink))] + [Grad(0.0)] * (len(node.inputs) - 1)
+
+    def weight_grads(grad: Grad) -> dict[str, float]:
+        return {wname: grad.g * n_eff * (x.m + (positions - 1) * grad.rho * x.p)}
+
+    return Step(out, backward, cause="weights", weight_grads=weight_grads,
+                lipschitz=[ctx.spectral(node, "weight", (c_out, fan), taps=math.prod(kernel))]
+                + [0.0] * (len(node.inputs) - 1),
+                zero=_zero_reason(node, w), info={"sigma_w2": sigma2, "valid": valid, "init": w.source})
+
+
+@handles(g.CONV_TRANSPOSE)
+def conv_transpose(node, ins, ctx) -> Step:
+    """Weight (C_in, C_out/groups, *k): each output sees (C_in/groups) prod(k) / prod(stride)
+    inputs on average (estimator.md pitfall 3: torch's fan_in is not the true n_eff)."""
+    x = ins[0]
+    w, b = _weight_and_bias(node, ctx)
+    in_shape, out_shape = ctx.in_shape(node, 0), node.out_shape
+    kernel = tuple(w.shape[2:])
+    nd = len(kernel)
+    if not in_shape or not out_shape:
+        raise Unsupported("transposed conv without shapes")
+    groups = node.attrs.get("groups") if isinstance(node.attrs.get("groups"), int) else 1
+    c_in = w.shape[0]
+    p_in, p_out = numel(in_shape[-nd:]), numel(out_shape[-nd:])
+    n_eff = (c_in / groups) * math.prod(kernel) * p_in / max(p_out, 1)
+    b2, bmean = _bias(b)
+    out = _affine(x, n_eff, w.second, w.mean, b2, bmean)
+    sigma2 = n_eff * w.second
+    wname = ctx.param_name(node, "weight")
+
+    def backward(grad: Grad) -> list[Grad]:
+        return [Grad(grad.g * sigma2, grad.rho)] + [Grad(0.0)] * (len(node.inputs) - 1)
+
+    def weight_grads(grad: Grad) -> dict[str, float]:
+        return {wname: grad.g * n_eff * (x.m + (p_in - 1) * grad.rho * x.p)}
+
+    return Step(out, backward, cause="weights", weight_grads=weight_grads,
+                lipschitz=[ctx.spectral(node, "weight", (c_in, w.numel // c_in), taps=1)]
+                + [0.0] * (len(node.inputs) - 1),
+                zero=_zero_reason(node, w), info={"sigma_w2": sigma2, "init": w.source})
+
+
+@handles(g.EMBEDDING)
+def embedding(node, ins, ctx) -> Step:
+    """A row lookup: the output has the rows' second moment; each looked-up row's gradient is the
+    gradient of its output position (||dL/dW||^2 = G_y for distinct ids)."""
+    w = ctx.param(node, "weight")
+    if w is None:
+        raise Unsupported("embedding weight statistics unknown")
+    bag = 1.0
+    if node.op == "embedding_bag":
+        shape = ctx.in_shape(node, 0)
+        length = shape[-1] if shape and len(shape) == 2 else 1
+        bag = length if node.attrs.get("mode") == "sum" else 1.0 / length
+    rows = w.shape[0] if w.shape else 1
+    var_row_mean = max(w.second - w.mean ** 2, 0.0) / max(rows, 1)
+    out = Signal(w.second * bag, w.mean, w.mean ** 2 + var_row_mean, w.mean ** 2 + var_row_mean).clean()
+    wname = ctx.param_name(node, "weight")
+    n = len(node.inputs)
+    per_row = bag if bag < 1 else 1.0
+
+    return Step(out, lambda grad: [Grad(0.0)] * n, cause="weights",
+                weight_grads=lambda grad: {wname: grad.g * per_row}, lipschitz=[0.0] * n,
+                info={"init": w.source})
+
+
+@handles(g.MATMUL)
+def matmul(node, ins, ctx) -> Step:
+    """y = a @ b of two activations (attention scores, probs @ v): n = the contracted size."""
+    if len(ins) < 2:
+        raise Unsupported("matmul of one tensor with a constant")
+    a, b = ins[0], ins[1]
+    sa, sb = ctx.in_shape(node, 0), ctx.in_shape(node, 1)
+    if not sa or not sb:
+        raise Unsupported("matmul without shapes")
+    n = sa[-1]
+    rows = sa[-2] if len(sa) >= 2 else 1
+    # softmax rows sum to one: their mean (1/n) makes the product an average of b's rows
+    from_softmax = ctx.producer(node, 0).kind == g.SOFTMAX
+    cross_b = b.p if from_softmax else b.mu * b.mu
+    m = n * a.m * b.m + n * (n - 1) * (a.mu * a.mu) * cross_b
+    out = Signal(m, n * a.mu * b.mu, n * a.c * b.c, n * a.p * b.p + n * (n - 1) * a.mu * a.mu * cross_b).clean()
+    cross_a = a.mu * a.mu if from_softmax else a.p
+
+    def backward(grad: Grad) -> list[Grad]:
+        ga = grad.g * n * b.m
+        gb = grad.g * n * (a.m * (1 - grad.rho) + rows * cross_a * grad.rho) if a.m > 0 else 0.0
+        diag = rows * a.m * (1 - grad.rho) + rows * rows * cross_a * grad.rho
+        coh = (rows * cross_a * (1 - grad.rho) + rows * rows * cross_a * grad.rho) / diag if diag > 0 else 0.0
+        return [Grad(ga, grad.rho), Grad(gb, clip01(coh))] + [Grad(0.0)] * (len(ins) - 2)
+
+    return Step(out, backward, cause="attention", lipschitz=[math.sqrt(n * b.m), math.sqrt(n * a.m)]
+                + [0.0] * (len(ins) - 2), bound_is_estimate=True)
