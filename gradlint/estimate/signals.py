@@ -11,8 +11,10 @@ Per element, averaged over the batch, positions (tokens, pixels) and channels:
   coherent across them (after global average pooling).
 
 The gradient of a tensor: ``g`` = E||dL/dx||^2 over the whole tensor (all samples), the
-total-norm quantity that passes unchanged through data movement (pitfall 1), and ``rho`` = the
-correlation of the gradient between two positions of one sample.
+total-norm quantity that passes unchanged through data movement (pitfall 1); ``rho`` = the
+correlation of the gradient between two positions of one sample; ``centered`` = the share of it
+that sums to zero over (batch, positions) in each channel, as BatchNorm's backward makes it: a
+weight gradient built from a centered gradient never sees the per-channel constant of its input.
 """
 
 from __future__ import annotations
@@ -65,9 +67,14 @@ UNIT = Signal(1.0)  # a standard normal input
 class Grad:
     g: float
     rho: float = 0.0
+    centered: float = 0.0
 
     def scaled(self, k: float) -> "Grad":
-        return Grad(self.g * k, self.rho)
+        return Grad(self.g * k, self.rho, self.centered)
+
+    def like(self, g: float, rho: float | None = None) -> "Grad":
+        """Another gradient with this one's structure (a linear map applied per position)."""
+        return Grad(g, self.rho if rho is None else rho, self.centered)
 
 
 def merge_grads(grads: list[Grad]) -> Grad | None:
@@ -77,4 +84,4 @@ def merge_grads(grads: list[Grad]) -> Grad | None:
         return None
     if total <= 0:
         return Grad(0.0, 0.0)
-    return Grad(total, sum(x.g * x.rho for x in grads) / total)
+    return Grad(total, sum(x.g * x.rho for x in grads) / total, sum(x.g * x.centered for x in grads) / total)

@@ -35,8 +35,11 @@ def activation(node, ins, ctx) -> Step:
     coherence = act.cross_df(x.mu, var, x.rho_positions) / mom.edf2 if mom.edf2 > 0 else 0.0
     n_extra = len(node.inputs) - 1
 
+    # phi' varies across entries: only its mean keeps a zero-sum gradient zero-sum
+    keep_centered = mom.edf * mom.edf / mom.edf2 if mom.edf2 > 0 else 0.0
+
     def backward(grad: Grad) -> list[Grad]:
-        return [Grad(grad.g * mom.edf2, clip01(grad.rho * coherence))] + [Grad(0.0)] * n_extra
+        return [Grad(grad.g * mom.edf2, clip01(grad.rho * coherence), grad.centered * keep_centered)] + [Grad(0.0)] * n_extra
 
     zero = f"{node.op}'(x) is 0 for every input the model sees" if mom.edf2 == 0.0 else None
     return Step(out, backward, cause=f"{node.op} derivatives", lipschitz=[act.sup_df] + [0.0] * n_extra,

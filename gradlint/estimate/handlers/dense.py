@@ -28,6 +28,14 @@ def _affine(x: Signal, n: float, w2: float, wmean: float, b2: float, bmean: floa
                   n * w2 * x.c + shared + b2, n * w2 * x.p + shared + b2).clean()
 
 
+def input_energy(x: Signal, grad: Grad, positions: int) -> float:
+    """E||dL/dW||^2 / (G_y * n): the input's second moment plus the cross terms of positions that
+    share a coherent gradient. A centered gradient (after BatchNorm's backward) sums to zero over
+    the batch and positions, so the input's per-channel constant drops out of both terms."""
+    k = grad.centered * x.c
+    return max(x.m - k, 0.0) + (positions - 1) * grad.rho * max(x.p - k, 0.0)
+
+
 def _weight_and_bias(node, ctx):
     w = ctx.param(node, "weight")
     if w is None:
@@ -58,10 +66,10 @@ def linear(node, ins, ctx) -> Step:
     wname = ctx.param_name(node, "weight")
 
     def backward(grad: Grad) -> list[Grad]:
-        return [Grad(grad.g * sigma2, grad.rho)] + [Grad(0.0)] * (len(node.inputs) - 1)
+        return [grad.like(grad.g * sigma2)] + [Grad(0.0)] * (len(node.inputs) - 1)
 
     def weight_grads(grad: Grad) -> dict[str, float]:
-        return {wname: grad.g * n_in * (x.m + (positions - 1) * grad.rho * x.p)}
+        return {wname: grad.g * n_in * input_energy(x, grad, positions)}
 
     return Step(out, backward, cause="weights", weight_grads=weight_grads,
                 lipschitz=[ctx.spectral(node, "weight", (n_out, n_in))] + [0.0] * (len(node.inputs) - 1),
@@ -98,16 +106,25 @@ def _tuple(v, nd: int, default: int) -> tuple[int, ...]:
     return (default,) * nd
 
 
-def valid_fraction(size_in: int, size_out: int, k: int, stride: int, dilation: int) -> float:
-    """Share of (output position, tap) pairs that land on a real input (not zero padding).
+def valid_fraction(size_in: int, size_out: int, k: int, stride: int, dilation: int) -> tuple[float, float]:
+    """(share of (output position, tap) pairs that land on a real input rather than zero padding,
+    mean over taps of the squared share of positions where the tap is valid).
 
-    The padding is inferred from the shapes, so it is right for functional convs and 'same'
-    padding alike. estimator.md: 3x3, pad 1 on a 4x4 map keeps only ((3H-2)/(3H))^2 = 0.69.
+    The first scales the second moment: estimator.md, 3x3 with pad 1 on a 4x4 map keeps
+    ((3H-2)/(3H))^2 = 0.69. The second scales the per-channel constant: a channel's mean over
+    positions sees tap k at a fraction v_k of them, so a constant input offset gives
+    sum_k v_k^2 of energy, not sum_k v_k; the difference is an offset that varies with the
+    position (corners see 4 of 9 taps) and that BatchNorm counts as variance.
+    The padding is inferred from the shapes (functional convs and 'same' padding alike).
     """
+    if size_out <= 0:
+        return 1.0, 1.0
     span = dilation * (k - 1) + 1
     pad = max(0, math.ceil(((size_out - 1) * stride + span - size_in) / 2))
     o = np.arange(size_out)[:, None] * stride - pad + np.arange(k)[None, :] * dilation
-    return float(np.mean((o >= 0) & (o < size_in))) if size_out > 0 else 1.0
+    valid = (o >= 0) & (o < size_in)
+    per_tap = valid.mean(axis=0)
+    return float(valid.mean()), float(np.mean(per_tap * per_tap))
 
 
 @handles(g.CONV)
@@ -121,24 +138,31 @@ def conv(node, ins, ctx) -> Step:
         raise Unsupported("conv without input/output shapes")
     stride = _tuple(node.attrs.get("stride"), nd, 1)
     dilation = _tuple(node.attrs.get("dilation"), nd, 1)
-    valid = 1.0
+    valid, valid2 = 1.0, 1.0
     for d in range(nd):
-        valid *= valid_fraction(in_shape[-nd + d], out_shape[-nd + d], kernel[d], stride[d], dilation[d])
+        v, v2 = valid_fraction(in_shape[-nd + d], out_shape[-nd + d], kernel[d], stride[d], dilation[d])
+        valid, valid2 = valid * v, valid2 * v2
     fan = w.fan_in  # C_in / groups * prod(kernel)
     n_eff = fan * valid
     b2, bmean = _bias(b)
     out = _affine(x, n_eff, w.second, w.mean, b2, bmean)
+    shared = fan * valid2 * w.second  # what reaches the per-channel constant (see valid_fraction)
+    out = Signal(out.m, out.mu, shared * x.c + (out.c - n_eff * w.second * x.c),
+                 shared * x.p + (out.p - n_eff * w.second * x.p)).clean()
     sigma2 = n_eff * w.second
     c_out = w.shape[0]
     positions = max(1, numel(out_shape[-nd:]))
-    shrink = 1.0 / math.prod(stride)  # a strided conv sends a coherent gradient to a subset of positions
+    # A gradient that is the same at every position stays so through the conv's backward, except
+    # where zero padding drops taps (the same sum v_k^2 / sum v_k as the forward constant), and a
+    # strided conv sends it to a subset of the input positions.
+    shrink = (valid2 / valid if valid > 0 else 1.0) / math.prod(stride)
     wname = ctx.param_name(node, "weight")
 
     def backward(grad: Grad) -> list[Grad]:
-        return [Grad(grad.g * sigma2, clip01(grad.rho * shrink))] + [Grad(0.0)] * (len(node.inputs) - 1)
+        return [grad.like(grad.g * sigma2, clip01(grad.rho * shrink))] + [Grad(0.0)] * (len(node.inputs) - 1)
 
     def weight_grads(grad: Grad) -> dict[str, float]:
-        return {wname: grad.g * n_eff * (x.m + (positions - 1) * grad.rho * x.p)}
+        return {wname: grad.g * n_eff * input_energy(x, grad, positions)}
 
     return Step(out, backward, cause="weights", weight_grads=weight_grads,
                 lipschitz=[ctx.spectral(node, "weight", (c_out, fan), taps=math.prod(kernel))]
@@ -167,10 +191,10 @@ def conv_transpose(node, ins, ctx) -> Step:
     wname = ctx.param_name(node, "weight")
 
     def backward(grad: Grad) -> list[Grad]:
-        return [Grad(grad.g * sigma2, grad.rho)] + [Grad(0.0)] * (len(node.inputs) - 1)
+        return [grad.like(grad.g * sigma2)] + [Grad(0.0)] * (len(node.inputs) - 1)
 
     def weight_grads(grad: Grad) -> dict[str, float]:
-        return {wname: grad.g * n_eff * (x.m + (p_in - 1) * grad.rho * x.p)}
+        return {wname: grad.g * n_eff * input_energy(x, grad, p_in)}
 
     return Step(out, backward, cause="weights", weight_grads=weight_grads,
                 lipschitz=[ctx.spectral(node, "weight", (c_in, w.numel // c_in), taps=1)]

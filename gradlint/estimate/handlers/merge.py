@@ -85,7 +85,7 @@ def add(node, ins, ctx) -> Step:
     def backward(grad: Grad) -> list[Grad]:
         res = [Grad(0.0)] * len(node.inputs)
         for src, k in merged.items():
-            res[first_pos[src]] = Grad(grad.g * k * k, grad.rho)
+            res[first_pos[src]] = grad.like(grad.g * k * k)
         return res
 
     lips = [0.0] * len(node.inputs)
@@ -139,7 +139,7 @@ def mul(node, ins, ctx) -> Step:
     else:
         ctx.assume(node, f"{'division' if div else 'multiplication'} by a constant tensor taken as scale 1")
     out = x.scaled(k2, k).clean()
-    return Step(out, lambda grad: [Grad(grad.g * k2, grad.rho)], cause="scaling",
+    return Step(out, lambda grad: [grad.like(grad.g * k2)], cause="scaling",
                 lipschitz=[math.sqrt(k2)], zero=zero, info={"scale": what})
 
 
@@ -189,5 +189,5 @@ def concat(node, ins, ctx) -> Step:
     f = [s / total for s in sizes]
     out = Signal(sum(w * x.m for w, x in zip(f, ins)), sum(w * x.mu for w, x in zip(f, ins)),
                  sum(w * x.c for w, x in zip(f, ins)), sum(w * x.p for w, x in zip(f, ins))).clean()
-    return Step(out, lambda grad: [Grad(grad.g * w, grad.rho) for w in f], cause="concatenation",
+    return Step(out, lambda grad: [grad.like(grad.g * w) for w in f], cause="concatenation",
                 lipschitz=[1.0] * len(ins))

@@ -74,7 +74,8 @@ def batch_norm(node, ins, ctx) -> Step:
     gain = g2 / var
 
     def backward(grad: Grad) -> list[Grad]:
-        return [Grad(grad.g * gain, grad.rho * (1.0 - 1.0 / samples))] + [Grad(0.0)] * (len(node.inputs) - 1)
+        # the gradient leaves summing to zero over (batch, positions) in every channel
+        return [Grad(grad.g * gain, grad.rho * (1.0 - 1.0 / samples), 1.0)] + [Grad(0.0)] * (len(node.inputs) - 1)
 
     return Step(out, backward, cause="normalization", lipschitz=[math.sqrt(g2 / var)] + [0.0] * (len(node.inputs) - 1),
                 bound_is_estimate=True, zero=_zero(node, gamma), info={"var": var})
@@ -100,7 +101,7 @@ def layer_norm(node, ins, ctx) -> Step:
     var = max(x.m - mean2, 0.0) + _eps(node)
     out = _normalized(x, mean2, var, g2, gm, b2, bm, mean2, mean2)
     gain = g2 / var * max(1.0 - 2.0 / d, 0.0)
-    return Step(out, lambda grad: [Grad(grad.g * gain, grad.rho)] + [Grad(0.0)] * (len(node.inputs) - 1),
+    return Step(out, lambda grad: [grad.like(grad.g * gain)] + [Grad(0.0)] * (len(node.inputs) - 1),
                 cause="normalization", lipschitz=[math.sqrt(g2 / var)] + [0.0] * (len(node.inputs) - 1),
                 bound_is_estimate=True, zero=_zero(node, gamma), info={"var": var})
 
@@ -135,7 +136,8 @@ def _group_norm(node, ins, ctx, groups: int) -> Step:
     var = max(x.m - mean2, 0.0) + _eps(node)
     out = _normalized(x, mean2, var, g2, gm, b2, bm, x.mu * x.mu + max(x.c - x.mu * x.mu, 0.0) / per_group, mean2)
     gain = g2 / var * max(1.0 - 2.0 / entries, 0.0)
-    return Step(out, lambda grad: [Grad(grad.g * gain, grad.rho)] + [Grad(0.0)] * (len(node.inputs) - 1),
+    keep = 1.0 - 1.0 / per_group  # the per-sample group mean of the gradient is projected out
+    return Step(out, lambda grad: [Grad(grad.g * gain, grad.rho * keep, grad.centered)] + [Grad(0.0)] * (len(node.inputs) - 1),
                 cause="normalization", lipschitz=[math.sqrt(g2 / var)] + [0.0] * (len(node.inputs) - 1),
                 bound_is_estimate=True, zero=_zero(node, gamma), info={"var": var})
 

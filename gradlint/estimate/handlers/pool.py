@@ -55,7 +55,7 @@ def _average(node, ins, ctx, big_k: int, p_in: int, p_out: int, summed: bool = F
 
     def backward(grad: Grad) -> list[Grad]:
         rho = 1.0 if p_out <= 1 else clip01(grad.rho + (1 - grad.rho) * same_window)
-        return [Grad(grad.g * gain, rho)] + [Grad(0.0)] * n_extra
+        return [Grad(grad.g * gain, rho, grad.centered)] + [Grad(0.0)] * n_extra
 
     lip = math.sqrt(big_k) if summed else 1.0 / math.sqrt(big_k)
     return Step(out, backward, cause="pooling", lipschitz=[lip * math.sqrt(max(1.0, big_k * p_out / max(p_in, 1)))]
@@ -118,6 +118,7 @@ def _max(node, ins, ctx, big_k: int, p_in: int, p_out: int) -> Step:
     e, v = max_of_normals(big_k)
     prod = ctx.producer(node, 0)
     act = activations.get(prod.op, prod.attrs) if prod.kind == g.ACTIVATION and prod.op in MONOTONE else None
+    winners = 1.0
     if act is not None and prod.inputs:
         # max of phi(h_i) = phi(max h_i) for a monotone phi: pool the pre-activations
         h = ctx.signals[prod.inputs[0]]
@@ -126,6 +127,10 @@ def _max(node, ins, ctx, big_k: int, p_in: int, p_out: int) -> Step:
         var = h.var * rho + h.var * (1 - rho) * v
         mom = act.moments(mean, var)
         m, mu = mom.ef2, mom.ef
+        # The gradient lands on the window's winners, where phi' is that of the maximum (a ReLU is
+        # on there), while the activation's own backward applies the average E[phi'^2]: correct it.
+        typical = act.moments(h.mu, h.var).edf2
+        winners = mom.edf2 / typical if typical > 0 else 1.0
     else:
         within = max(x.m - x.p, 0.0)
         m = x.p + 2 * x.mu * math.sqrt(within) * e + within * (e * e + v)
@@ -136,7 +141,7 @@ def _max(node, ins, ctx, big_k: int, p_in: int, p_out: int) -> Step:
     n_extra = len(node.inputs) - 1
 
     def backward(grad: Grad) -> list[Grad]:
-        return [Grad(grad.g, clip01(grad.rho * share))] + [Grad(0.0)] * n_extra
+        return [Grad(grad.g * winners, clip01(grad.rho * share), grad.centered)] + [Grad(0.0)] * n_extra
 
     return Step(out, backward, cause="pooling", lipschitz=[math.sqrt(overlap)] + [0.0] * n_extra,
                 info={"window": big_k})
