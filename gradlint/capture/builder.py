@@ -114,6 +114,7 @@ class IRBuilder:
     def module_call(self, module_name: str, module: Any, cls: Classified, inputs: list[Ref],
                     in_values: list[Any], out_value: Any) -> Ref:
         module_name = self.qualname(module_name)
+        out_value = first_tensor(out_value)  # LSTM: (output, (h, c)); MultiheadAttention: (output, weights)
         params: dict[str, str] = {}
         weights: list[str] = []
         for local, p in module.named_parameters():
@@ -190,6 +191,17 @@ class IRBuilder:
 
     def finish(self) -> LayerGraph:
         return self.graph
+
+
+def first_tensor(value: Any) -> Any:
+    """The first tensor-like value in a (nested) tuple/list, else the value itself."""
+    if isinstance(value, (tuple, list)):
+        for v in value:
+            t = first_tensor(v)
+            if hasattr(t, "shape"):
+                return t
+        return None
+    return value
 
 
 def has_tensor(value: Any) -> bool:

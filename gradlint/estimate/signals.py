@@ -8,7 +8,11 @@ Per element, averaged over the batch, positions (tokens, pixels) and channels:
   part (a bias, sigmoid's 0.5 pushed through W) that BatchNorm removes and LayerNorm does not;
 * ``p``  = E[x_i x_j] for two *positions of one sample* in one channel (>= c): what makes the
   weight gradient of a conv layer grow with the number of positions when the gradient is
-  coherent across them (after global average pooling).
+  coherent across them (after global average pooling);
+* ``s``  = the energy of a *spatial pattern shared by all samples* (a position-dependent offset:
+  zero padding makes border outputs see fewer taps, and deep convs spread it smoothly). Like a
+  constant it is the same in every sample, unlike one it averages out over all positions; it
+  survives local pooling and BatchNorm counts it as variance.
 
 The gradient of a tensor: ``g`` = E||dL/dx||^2 over the whole tensor (all samples), the
 total-norm quantity that passes unchanged through data movement (pitfall 1); ``rho`` = the
@@ -28,24 +32,32 @@ class Signal:
     mu: float = 0.0
     c: float = 0.0
     p: float = 0.0
+    s: float = 0.0
 
     @property
     def var(self) -> float:
         return max(self.m - self.mu * self.mu, 0.0)
 
     def clean(self) -> "Signal":
-        """Keep mu^2 <= c <= p <= m (rounding in long chains can break the order)."""
+        """Keep mu^2 <= c <= p <= m and c + s <= m (rounding in long chains can break the order)."""
         m = max(self.m, 0.0)
         mu2 = min(self.mu * self.mu, m)
         p = min(max(self.p, mu2), m)
         c = min(max(self.c, mu2), p)
+        s = min(max(self.s, 0.0), max(m - c, 0.0))
         mu = self.mu if self.mu * self.mu <= m else (m ** 0.5 if self.mu > 0 else -(m ** 0.5))
-        return Signal(m, mu, c, p)
+        return Signal(m, mu, c, p, s)
 
     def scaled(self, k2: float, k: float | None = None) -> "Signal":
         """The statistics of k * x, given k^2 (and k itself for the mean)."""
         k = k if k is not None else k2 ** 0.5
-        return Signal(self.m * k2, self.mu * k, self.c * k2, self.p * k2)
+        return Signal(self.m * k2, self.mu * k, self.c * k2, self.p * k2, self.s * k2)
+
+    @property
+    def rho_same_position(self) -> float:
+        """Correlation of two samples' values at one position of one channel, mean removed."""
+        v = self.var
+        return 0.0 if v <= 0 else min(max((self.c + self.s - self.mu * self.mu) / v, 0.0), 1.0)
 
     @property
     def rho_samples(self) -> float:

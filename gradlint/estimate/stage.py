@@ -188,6 +188,8 @@ def tensor_signal(t: Any, channels_first: bool) -> Signal:
         c = max(c - (m - mu * mu) / n_per_c, mu * mu)
         if x.dim() >= 3:
             p = max(p - (m - mu * mu) / max(xs.shape[1], 1), c)
+            # a pattern shared by the samples: per (channel, position) batch means beyond the constant
+            s = float(x.mean(0).pow(2).mean()) - (m - mu * mu) / max(x.shape[0], 1) - c
         else:
-            p = c
-    return Signal(m, mu, c, p).clean()
+            p, s = c, 0.0
+    return Signal(m, mu, c, p, max(s, 0.0)).clean()

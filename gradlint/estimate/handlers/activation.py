@@ -30,7 +30,8 @@ def activation(node, ins, ctx) -> Step:
     c = act.cross_f(x.mu, var, x.rho_samples)
     spatial = x.p > x.c + 1e-12 * max(x.m, 1e-300)
     p = act.cross_f(x.mu, var, x.rho_positions) if spatial else c
-    out = Signal(mom.ef2, mom.ef, c, p).clean()
+    s = act.cross_f(x.mu, var, x.rho_same_position) - c if x.s > 1e-12 * max(x.m, 1e-300) else 0.0
+    out = Signal(mom.ef2, mom.ef, c, p, s).clean()
     # how much of a position-coherent gradient stays coherent through phi' (masks decorrelate it)
     coherence = act.cross_df(x.mu, var, x.rho_positions) / mom.edf2 if mom.edf2 > 0 else 0.0
     n_extra = len(node.inputs) - 1

@@ -40,7 +40,7 @@ def _per_channel(ctx, node, pname: str) -> bool:
 
 
 def _add_const(x: Signal, s: float) -> Signal:
-    return Signal(x.m + 2 * x.mu * s + s * s, x.mu + s, x.c + 2 * x.mu * s + s * s, x.p + 2 * x.mu * s + s * s)
+    return Signal(x.m + 2 * x.mu * s + s * s, x.mu + s, x.c + 2 * x.mu * s + s * s, x.p + 2 * x.mu * s + s * s, x.s)
 
 
 @handles(g.ADD)
@@ -55,7 +55,7 @@ def add(node, ins, ctx) -> Step:
     merged: dict[int, float] = {}
     for i, c in zip(node.inputs, coeffs):
         merged[i] = merged.get(i, 0.0) + c
-    m = mu = c_ = p = 0.0
+    m = mu = c_ = p = s = 0.0
     seen = []
     for src, k in merged.items():
         x = ins[node.inputs.index(src)]
@@ -66,17 +66,21 @@ def add(node, ins, ctx) -> Step:
         m += k * k * x.m
         c_ += k * k * x.c
         p += k * k * x.p
+        s += k * k * x.s
         mu += k * x.mu
         seen.append((k, x))
-    out = Signal(m, mu, c_, p)
+    out = Signal(m, mu, c_, p, s)
     for pname in (v for r, v in node.params.items()):
         st = ctx.weights.stats(pname)
         if st is None:
             ctx.assume(node, f"added parameter {pname} has unknown values (meta device): ignored")
             continue
         both = 2 * out.mu * st.mean
-        shared = st.second if _per_channel(ctx, node, pname) else st.mean ** 2
-        out = Signal(out.m + st.second + both, out.mu + st.mean, out.c + shared + both, out.p + shared + both)
+        per_channel = _per_channel(ctx, node, pname)
+        shared = st.second if per_channel else st.mean ** 2
+        pattern = 0.0 if per_channel else max(st.second - st.mean ** 2, 0.0)  # a position table
+        out = Signal(out.m + st.second + both, out.mu + st.mean, out.c + shared + both, out.p + shared + both,
+                     out.s + pattern)
     for s in _scalars(node):
         out = _add_const(out, s if not (node.op == "sub" and not _scalar_first(node)) else -s)
     out = out.clean()
@@ -166,7 +170,8 @@ def _mul_tensors(node, ins, ctx, div: bool) -> Step:
 
         return Step(out, backward_div, cause="scaling", lipschitz=[math.sqrt(inv2), math.sqrt(a.m) * inv2] + [0.0] * extra,
                     bound_is_estimate=True)
-    out = Signal(a.m * b.m, a.mu * b.mu, a.c * b.c, a.p * b.p).clean()
+    shared = (a.c + a.s) * (b.c + b.s) - a.c * b.c
+    out = Signal(a.m * b.m, a.mu * b.mu, a.c * b.c, a.p * b.p, shared).clean()
 
     def reduced(g_out: Grad, other: Signal, n_self: int) -> float:
         """Gradient into a broadcast operand: summed over the R entries it was repeated to."""
@@ -188,6 +193,7 @@ def concat(node, ins, ctx) -> Step:
     total = sum(sizes) or 1
     f = [s / total for s in sizes]
     out = Signal(sum(w * x.m for w, x in zip(f, ins)), sum(w * x.mu for w, x in zip(f, ins)),
-                 sum(w * x.c for w, x in zip(f, ins)), sum(w * x.p for w, x in zip(f, ins))).clean()
+                 sum(w * x.c for w, x in zip(f, ins)), sum(w * x.p for w, x in zip(f, ins)),
+                 sum(w * x.s for w, x in zip(f, ins))).clean()
     return Step(out, lambda grad: [grad.like(grad.g * w) for w in f], cause="concatenation",
                 lipschitz=[1.0] * len(ins))

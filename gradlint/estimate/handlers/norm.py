@@ -44,7 +44,7 @@ def _normalized(x: Signal, removed: float, var: float, g2: float, gm: float, b2:
     c_hat = max(x.c - c_removed, 0.0) * inv
     p_hat = max(x.p - p_removed, 0.0) * inv
     m_hat = max(x.m - removed, 0.0) * inv
-    return Signal(g2 * m_hat + b2, bm, g2 * c_hat + b2, g2 * p_hat + b2).clean()
+    return Signal(g2 * m_hat + b2, bm, g2 * c_hat + b2, g2 * p_hat + b2, g2 * x.s * inv).clean()
 
 
 @handles(g.NORM, "batch_norm")
@@ -112,7 +112,7 @@ def rms_norm(node, ins, ctx) -> Step:
     d = max(_feature_size(node, ctx.in_shape(node, 0)), 1)
     g2, gm, b2, bm, gamma = _affine_params(node, ctx)
     ms = x.m + _eps(node, 1e-6)
-    out = Signal(g2 * x.m / ms, gm * x.mu / math.sqrt(ms), g2 * x.c / ms, g2 * x.p / ms).clean()
+    out = Signal(g2 * x.m / ms, gm * x.mu / math.sqrt(ms), g2 * x.c / ms, g2 * x.p / ms, g2 * x.s / ms).clean()
     gain = g2 / ms * max(1.0 - 1.0 / d, 0.0)
     return Step(out, lambda grad: [Grad(grad.g * gain, grad.rho)] + [Grad(0.0)] * (len(node.inputs) - 1),
                 cause="normalization", lipschitz=[math.sqrt(g2 / ms)] + [0.0] * (len(node.inputs) - 1),

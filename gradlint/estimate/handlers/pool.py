@@ -45,10 +45,15 @@ def _window(node, ctx) -> tuple[int, int, int]:
 
 def _average(node, ins, ctx, big_k: int, p_in: int, p_out: int, summed: bool = False) -> Step:
     x = ins[0]
-    m = (x.m + (big_k - 1) * x.p) / big_k
-    p = x.p if p_out > 1 else m
+    if p_out > 1:
+        # a local window: the sample-shared pattern is smooth at its scale and survives it
+        m = x.s + (x.m - x.s + (big_k - 1) * x.p) / big_k
+        p, s = x.p, x.s
+    else:  # global pooling: the pattern averages out over all positions
+        m = (x.m + (big_k - 1) * x.p) / big_k
+        p, s = m, 0.0
     scale2 = big_k * big_k if summed else 1.0
-    out = Signal(m * scale2, x.mu * (big_k if summed else 1.0), x.c * scale2, p * scale2).clean()
+    out = Signal(m * scale2, x.mu * (big_k if summed else 1.0), x.c * scale2, p * scale2, s * scale2).clean()
     gain = big_k if summed else 1.0 / big_k
     same_window = (big_k - 1) / max(p_in - 1, 1)
     n_extra = len(node.inputs) - 1
@@ -135,7 +140,7 @@ def _max(node, ins, ctx, big_k: int, p_in: int, p_out: int) -> Step:
         within = max(x.m - x.p, 0.0)
         m = x.p + 2 * x.mu * math.sqrt(within) * e + within * (e * e + v)
         mu = x.mu + math.sqrt(within) * e
-    out = Signal(m, mu, min(x.c, m), min(x.p, m) if p_out > 1 else m).clean()
+    out = Signal(m, mu, min(x.c, m), min(x.p, m) if p_out > 1 else m, x.s if p_out > 1 else 0.0).clean()
     share = p_out / max(p_in, 1) if p_out > 1 else 0.0
     overlap = max(1.0, big_k * p_out / max(p_in, 1))
     n_extra = len(node.inputs) - 1

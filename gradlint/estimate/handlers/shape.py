@@ -18,7 +18,10 @@ def reshape(node, ins, ctx) -> Step:
     turns its positions into features, so the within-sample position structure goes away."""
     x = ins[0]
     out_shape = node.out_shape or ()
-    out = Signal(x.m, x.mu, x.c, x.c if len(out_shape) <= 2 else x.p)
+    if len(out_shape) <= 2:  # positions became features: a pattern is now a per-feature constant
+        out = Signal(x.m, x.mu, x.c + x.s, x.c + x.s, 0.0)
+    else:
+        out = Signal(x.m, x.mu, x.c, x.p, x.s)
     n = len(node.inputs)
     return Step(out, lambda grad: [grad] + [Grad(0.0)] * (n - 1), cause="reshape", lipschitz=[1.0] + [0.0] * (n - 1))
 
@@ -33,7 +36,7 @@ def upsample(node, ins, ctx) -> Step:
     def backward(grad: Grad) -> list[Grad]:
         return [Grad(grad.g * (1.0 + (r - 1.0) * grad.rho), grad.rho)] + [Grad(0.0)] * (n - 1)
 
-    return Step(Signal(x.m, x.mu, x.c, x.p), backward, cause="reshape", lipschitz=[r ** 0.5] + [0.0] * (n - 1))
+    return Step(Signal(x.m, x.mu, x.c, x.p, x.s), backward, cause="reshape", lipschitz=[r ** 0.5] + [0.0] * (n - 1))
 
 
 @handles(g.RESHAPE, "pad")
@@ -41,7 +44,7 @@ def pad(node, ins, ctx) -> Step:
     x = ins[0]
     keep = min(1.0, numel(ctx.in_shape(node, 0)) / max(numel(node.out_shape), 1))
     n = len(node.inputs)
-    out = Signal(x.m * keep, x.mu * keep, x.c * keep, x.p * keep)
+    out = Signal(x.m * keep, x.mu * keep, x.c * keep, x.p * keep, x.s * keep)
     return Step(out, lambda grad: [Grad(grad.g * keep, grad.rho)] + [Grad(0.0)] * (n - 1), cause="reshape",
                 lipschitz=[1.0] + [0.0] * (n - 1))
 
@@ -54,6 +57,6 @@ def dropout(node, ins, ctx) -> Step:
     p = float(p) if isinstance(p, (int, float)) and 0 <= p < 1 else 0.0
     k = 1.0 / (1.0 - p)
     n = len(node.inputs)
-    out = Signal(x.m * k, x.mu, x.c, x.p)
+    out = Signal(x.m * k, x.mu, x.c, x.p, x.s)
     return Step(out, lambda grad: [Grad(grad.g * k, grad.rho * (1 - p))] + [Grad(0.0)] * (n - 1), cause="dropout",
                 lipschitz=[k] + [0.0] * (n - 1))
