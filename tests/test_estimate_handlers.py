@@ -45,11 +45,11 @@ def run(kind, op, ins, **kw):
     return handler(node, ins, ctx)
 
 
-def test_batch_norm_divides_by_the_biased_batch_variance():
-    # a ReLU output after a Linear: m = 2, per-feature constant c = 0.5, batch 64
+def test_batch_norm_gain_is_the_expected_inverse_batch_variance():
+    # a ReLU output after a Linear: m = 2, per-feature constant c = 0.5, batch 64: the variance over
+    # the batch is 1.5, estimated from 64 entries: E[1/var_hat] with the projection, (n-2)/(n-3)
     step = run(g.NORM, "batch_norm", [Signal(2.0, 0.0, 0.5, 0.5)], in_shapes=((64, 16),))
-    var = (2.0 - 0.5) * 63 / 64 + 1e-5
-    assert step.backward(Grad(1.0))[0].g == pytest.approx(1.0 / var, rel=1e-9)
+    assert step.backward(Grad(1.0))[0].g == pytest.approx(62 / 61 / (1.5 + 1e-5), rel=1e-9)
     assert step.out.m == pytest.approx(1.0, rel=1e-4) and step.out.c == pytest.approx(0.0, abs=1e-9)
     assert step.backward(Grad(1.0))[0].centered == 1.0  # sums to zero over the batch
 
@@ -60,7 +60,7 @@ def test_layer_norm_counts_a_constant_offset_as_variance():
     x = Signal(0.29, 0.0, 0.25, 0.25)
     step = run(g.NORM, "layer_norm", [x], in_shapes=((64, d),), out_shape=(64, d), attrs={"normalized_shape": (d,)})
     gain = step.backward(Grad(1.0))[0].g
-    assert gain == pytest.approx((1 - 2 / d) / (0.29 - 0.29 / d + 1e-5), rel=1e-6)
+    assert gain == pytest.approx((d - 2) / (d - 3) / (0.29 + 1e-5), rel=1e-6)
     assert step.out.c / step.out.m > 0.8  # the offset is still most of the output
 
 

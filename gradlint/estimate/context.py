@@ -57,7 +57,10 @@ class Context:
 
         return value
 
-    def assume(self, node: Any, text: str) -> None:
+    def assume(self, node: Any, text: str, once: bool = False) -> None:
+        """Record an approximation the user should know about (``once``: one note per model)."""
+        if once and any(t == text for _, t in self.assumptions):
+            return
         self.assumptions.append((node.id, text))
 
     # -- shapes ----------------------------------------------------------------------------
