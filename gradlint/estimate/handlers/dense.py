@@ -194,7 +194,7 @@ def conv(node, ins, ctx) -> Step:
         raise Unsupported("conv without input/output shapes")
     stride = _tuple(node.attrs.get("stride"), nd, 1)
     dilation = _tuple(node.attrs.get("dilation"), nd, 1)
-    valid, valid2, valid_back = 1.0, 1.0, 1.0
+    valid, valid2, valid_back, flat = 1.0, 1.0, 1.0, 1.0
     settled_in, settled_out = profile_settled(ctx, node)
     for d in range(nd):
         size_in, size_out = in_shape[-nd + d], out_shape[-nd + d]
@@ -205,14 +205,18 @@ def conv(node, ins, ctx) -> Step:
         valid *= steady if settled_in else v
         valid_back *= steady if settled_out else v
         valid2 *= v2
+        flat *= v
     fan = w.fan_in  # C_in / groups * prod(kernel)
-    n_eff = fan * valid
+    n_eff = fan * valid  # for what varies over samples (its profile may have settled away from borders)
     b2, bmean = _bias(b)
     out = _affine(x, n_eff, w.second, w.mean, b2, bmean)
-    shared = fan * valid2 * w.second  # what reaches the per-channel constant (see valid_fraction)
-    border = max(n_eff * w.second - shared, 0.0)  # the rest of a constant input becomes a border pattern
-    out = Signal(out.m, out.mu, shared * x.c + (out.c - n_eff * w.second * x.c),
-                 shared * x.p + (out.p - n_eff * w.second * x.p), out.s + border * x.c).clean()
+    # A per-channel constant is flat over positions: the output keeps sum_k v_k^2 of it as a
+    # constant and the rest (sum_k v_k - v_k^2) as a border pattern (see valid_fraction).
+    k = fan * w.second
+    out = Signal(out.m - n_eff * w.second * x.c + k * flat * x.c, out.mu,
+                 k * valid2 * x.c + (out.c - n_eff * w.second * x.c),
+                 k * valid2 * x.c + (out.p - n_eff * w.second * x.c),
+                 out.s + k * max(flat - valid2, 0.0) * x.c).clean()
     sigma2 = fan * valid_back * w.second  # the backward sees the gradient's own profile
     c_out = w.shape[0]
     positions = max(1, numel(out_shape[-nd:]))
