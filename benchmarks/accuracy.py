@@ -303,12 +303,24 @@ def main(argv: list[str] | None = None) -> int:
             status = f"FAILED {store['failed'][case.name]}"
         print(f"[{i}/{len(cases)}] {case.family:12s} {case.name:40s} {time.perf_counter() - t0:6.1f}s  {status}", flush=True)
         JSON_PATH.write_text(json.dumps(store, indent=1))
-    order = {c.name: i for i, c in enumerate(all_cases())}
+    here = all_cases()
+    order = {c.name: i for i, c in enumerate(here)}
+    families_here = {c.family for c in here}
+    # drop records of models that left the zoo (renamed cases); keep families this Python cannot import
+    store["records"] = {k: r for k, r in store["records"].items() if r["family"] not in families_here or k in order}
     records = sorted(store["records"].values(), key=lambda r: (list(FAMILIES).index(r["family"]), order.get(r["name"], 1e9)))
-    store["meta"] = {"seeds": args.seeds, "env": f"Python {platform.python_version()}, torch {torch.__version__}, "
-                     f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    env = f"Python {platform.python_version()}, torch {torch.__version__}"
+    envs = store.setdefault("envs", {})
+    for fam in {c.family for c in cases}:
+        envs[fam] = env
+    store["meta"] = {"seeds": args.seeds, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
     JSON_PATH.write_text(json.dumps(store, indent=1))
-    write_markdown(records, {**store["meta"], "failed": store["failed"]}, MD_PATH)
+    fams = [f for f in FAMILIES if f in envs and any(r["family"] == f for r in records)]
+    by_env: dict[str, list[str]] = {}
+    for f in fams:
+        by_env.setdefault(envs[f], []).append(f)
+    env_text = "; ".join(f"{e} ({', '.join(fs)})" for e, fs in by_env.items()) + f"; {store['meta']['machine']}"
+    write_markdown(records, {**store["meta"], "env": env_text, "failed": store["failed"]}, MD_PATH)
     print(f"{len(cases)} models in {time.perf_counter() - t_all:.0f}s; wrote {MD_PATH}")
     s = score(records, "est")
     print(f"overall: agreement {_pct(s['agreement'])}, within a decade {_pct(s['within_decade'])}, "

@@ -65,6 +65,19 @@ class Activation:
     def inner_df(self, cond_mu: np.ndarray, cond_var: float) -> np.ndarray:
         return self._inner(self.df, cond_mu, cond_var)
 
+    def inner_moments(self, cond_mu: np.ndarray, cond_var: float) -> tuple:
+        """(E phi, E phi^2, E phi', E phi'^2) of N(cond_mu, cond_var), vectorised over cond_mu."""
+        return (self._inner(self.f, cond_mu, cond_var), self._inner(lambda x: self.f(x) ** 2, cond_mu, cond_var),
+                self._inner(self.df, cond_mu, cond_var), self._inner(lambda x: self.df(x) ** 2, cond_mu, cond_var))
+
+    def moments_of_sum(self, inner: "Activation", h_mu: float, h_var: float, f_mu: float, f_var: float) -> Moments:
+        """Moments of phi(inner(h) + f) for h ~ N(h_mu, h_var) and an independent f ~ N(f_mu, f_var):
+        an activation after a residual add whose skip input is itself an activation's output (a
+        post-ReLU stream has many exact zeros: the sum is far from Gaussian)."""
+        xs, ws = gs.line_nodes(h_mu, h_var, inner.kinks)
+        ef, ef2, edf, edf2 = self.inner_moments(inner.f(xs) + f_mu, f_var)
+        return Moments(float(ws @ ef), float(ws @ ef2), float(ws @ edf), float(ws @ edf2))
+
     def _inner(self, g: Fn, cond_mu: np.ndarray, cond_var: float) -> np.ndarray:
         if cond_var <= 1e-14:
             return g(cond_mu)
@@ -120,6 +133,9 @@ class PiecewiseLinear(Activation):
 
     def inner_df(self, cond_mu, cond_var):
         return gs.pl_moments(self.pieces, cond_mu, cond_var)[2]
+
+    def inner_moments(self, cond_mu, cond_var):
+        return gs.pl_moments(self.pieces, cond_mu, cond_var)
 
     def cross_f(self, mu, var, rho):
         if self.name == "relu" and mu == 0.0 and 0.0 <= rho < 1.0:
@@ -192,6 +208,9 @@ class ELUFamily(Activation):
 
     def inner_df(self, cond_mu, cond_var):
         return self._all(cond_mu, cond_var)[2]
+
+    def inner_moments(self, cond_mu, cond_var):
+        return self._all(cond_mu, cond_var)
 
 
 # -- the functions ------------------------------------------------------------------------------

@@ -19,6 +19,25 @@ def _attrs(node, ctx) -> dict:
     return attrs
 
 
+RECTIFIED = frozenset({"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "selu", "gelu", "silu", "softplus",
+                       "mish", "hardswish"})
+
+
+def _rectified_skip(node, ctx):
+    """When ``node`` acts on ``a + b`` with ``a`` a rectifying activation's output (a ResNet block's
+    final ReLU on identity + branch): (that activation, its input signal, the other summand)."""
+    prod = ctx.producer(node, 0)
+    if prod.kind != g.ADD or len(set(prod.inputs)) != 2 or prod.params or prod.attrs.get("scalars"):
+        return None
+    for i, j in ((0, 1), (1, 0)):
+        a = ctx.graph[prod.inputs[i]]
+        if a.kind == g.ACTIVATION and a.op in RECTIFIED and a.inputs:
+            inner = activations.get(a.op, _attrs(a, ctx))
+            if inner is not None:
+                return inner, ctx.signals[a.inputs[0]], ctx.signals[prod.inputs[j]]
+    return None
+
+
 @handles(g.ACTIVATION)
 def activation(node, ins, ctx) -> Step:
     act = activations.get(node.op, _attrs(node, ctx))
@@ -27,6 +46,10 @@ def activation(node, ins, ctx) -> Step:
     x = ins[0]
     var = x.var
     mom = act.moments(x.mu, var)
+    skip = _rectified_skip(node, ctx) if node.op in RECTIFIED else None
+    if skip is not None:
+        inner, h, f = skip
+        mom = act.moments_of_sum(inner, h.mu, h.var, f.mu, f.var)
     c = act.cross_f(x.mu, var, x.rho_samples)
     spatial = x.p > x.c + 1e-12 * max(x.m, 1e-300)
     p = act.cross_f(x.mu, var, x.rho_positions) if spatial else c
