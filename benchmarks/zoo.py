@@ -317,11 +317,12 @@ def torchvision_cases() -> list[Case]:
     except Exception:  # noqa: BLE001 - not installed, or built for another torch
         return []
     cases = []
-    specs = [("resnet18", 224), ("resnet50", 224), ("resnet101", 224), ("vgg11", 224), ("vgg11_bn", 224),
+    specs = [("resnet18", 224), ("resnet50", 224), ("resnet101", 224), ("resnet152", 224), ("vgg11", 224), ("vgg11_bn", 224),
              ("inception_v3", 299), ("mobilenet_v2", 224), ("densenet121", 224), ("efficientnet_b0", 224),
              ("convnext_tiny", 224), ("vit_b_16", 224), ("regnet_y_400mf", 224), ("squeezenet1_1", 224),
              ("shufflenet_v2_x1_0", 224), ("alexnet", 224), ("mnasnet0_5", 224)]
     hard = {"resnet50": "standard BN architecture: large but benign", "resnet101": "standard BN architecture: large but benign",
+            "resnet152": "standard BN architecture: large but benign",
             "inception_v3": "standard BN architecture: large but benign", "vit_b_16": "zero-init classifier head"}
     for name, side in specs:
         kwargs = {"weights": None}

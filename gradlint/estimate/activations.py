@@ -78,6 +78,40 @@ class Activation:
         ef, ef2, edf, edf2 = self.inner_moments(inner.f(xs) + f_mu, f_var)
         return Moments(float(ws @ ef), float(ws @ ef2), float(ws @ edf), float(ws @ edf2))
 
+    def moments_of_mixture(self, values, weights, f_mu: float, f_var: float, keep: int = 64):
+        """Moments of phi(y + f) for y drawn from a discrete distribution (values, weights) and an
+        independent f ~ N(f_mu, f_var), and the output's own distribution compressed to ``keep``
+        points (sorted, equal-mass chunks averaged): what the next block reads as its skip input."""
+        y = np.asarray(values, dtype=float)
+        w = np.asarray(weights, dtype=float)
+        ef, ef2, edf, edf2 = self.inner_moments(y + f_mu, f_var)
+        mom = Moments(float(w @ ef), float(w @ ef2), float(w @ edf), float(w @ edf2))
+        z, wz = gs._hermite(12)
+        out = self.f(y[:, None] + f_mu + math.sqrt(max(f_var, 0.0)) * z[None, :]).ravel()
+        ow = (w[:, None] * wz[None, :]).ravel()
+        order = np.argsort(out)
+        out, ow = out[order], ow[order]
+        edges = np.searchsorted(np.cumsum(ow), np.linspace(0, ow.sum(), keep + 1)[1:-1])
+        vals, wts = [], []
+        for chunk_v, chunk_w in zip(np.split(out, edges), np.split(ow, edges)):
+            if chunk_w.sum() > 0:
+                vals.append(float(chunk_v @ chunk_w / chunk_w.sum()))
+                wts.append(float(chunk_w.sum()))
+        return mom, (tuple(vals), tuple(wts))
+
+    def shared_of_sum(self, inner: "Activation", h_mu: float, h_var: float, rho: float, f_mu: float,
+                      f_var: float) -> float:
+        """E[phi(inner(h1) + f1) phi(inner(h2) + f2)] for h1, h2 correlated by ``rho`` through a shared
+        per-channel part and f1, f2 independent (a BatchNorm'd branch has no channel constant):
+        the shared moment (c or p) of the activation after a residual add of a rectified stream."""
+        rho = min(max(rho, 0.0), 1.0)
+        a, wa = gs.line_nodes(h_mu, rho * h_var)
+        e, we = gs.line_nodes(0.0, (1.0 - rho) * h_var)
+        x = inner.f(a[:, None] + e[None, :]) + f_mu  # (shared part, own part)
+        ef = self.inner_moments(x.ravel(), f_var)[0].reshape(x.shape)
+        per_channel = ef @ we  # E over the own part and the branch, for each shared value
+        return float(wa @ (per_channel * per_channel))
+
     def _inner(self, g: Fn, cond_mu: np.ndarray, cond_var: float) -> np.ndarray:
         if cond_var <= 1e-14:
             return g(cond_mu)

@@ -24,6 +24,9 @@ class Context:
     input_signals: dict[int, Signal] = field(default_factory=dict)
     assumptions: list[tuple[int, str]] = field(default_factory=list)  # (node id, text)
     signals: list[Signal] = field(default_factory=list)  # forward statistics, filled in graph order
+    # add node -> (index of its skip input, factor): set by the activation after a residual add
+    # (handlers/activation.py), read by the add's backward
+    skip_boost: dict[int, tuple[int, float]] = field(default_factory=dict)
     _spectral: dict[str, float] = field(default_factory=dict)
     _readers: list[list[tuple[int, Any]]] | None = None
 

@@ -33,6 +33,9 @@ class Signal:
     c: float = 0.0
     p: float = 0.0
     s: float = 0.0
+    # The entries' marginal distribution as (values, weights), when it is far from Gaussian and we
+    # know it: the stream of a post-activation residual network, relu(stream + branch), block after block.
+    dist: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def var(self) -> float:
@@ -46,7 +49,7 @@ class Signal:
         c = min(max(self.c, mu2), p)
         s = min(max(self.s, 0.0), max(m - c, 0.0))
         mu = self.mu if self.mu * self.mu <= m else (m ** 0.5 if self.mu > 0 else -(m ** 0.5))
-        return Signal(m, mu, c, p, s)
+        return Signal(m, mu, c, p, s, self.dist)
 
     def scaled(self, k2: float, k: float | None = None) -> "Signal":
         """The statistics of k * x, given k^2 (and k itself for the mean)."""

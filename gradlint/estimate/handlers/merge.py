@@ -96,6 +96,9 @@ def add(node, ins, ctx) -> Step:
         res = [Grad(0.0)] * len(node.inputs)
         for src, k in merged.items():
             res[first_pos[src]] = grad.like(grad.g * k * k)
+        boost = ctx.skip_boost.get(node.id)  # the skip path of a ReLU residual stream (activation.py)
+        if boost is not None and boost[0] < len(res):
+            res[boost[0]] = res[boost[0]].scaled(boost[1])
         return res
 
     lips = [0.0] * len(node.inputs)
