@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import graph as g
-from .context import Context, Unsupported, is_float_node, numel
+from .context import Context, Unsupported, is_float_node
 from .registry import Step, Unhandled, lookup
 from .signals import UNIT, Grad, Signal, merge_grads
 from .weights import WeightSource
@@ -316,4 +316,4 @@ def describe_unhandled(items: list[Unhandled]) -> list[str]:
     return lines
 
 
-__all__ = ["Estimate", "LayerEstimate", "NodeFlow", "estimate_graph", "describe_unhandled", "numel"]
+__all__ = ["Estimate", "LayerEstimate", "NodeFlow", "estimate_graph", "describe_unhandled"]

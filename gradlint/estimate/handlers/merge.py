@@ -43,8 +43,50 @@ def _add_const(x: Signal, s: float) -> Signal:
     return Signal(x.m + 2 * x.mu * s + s * s, x.mu + s, x.c + 2 * x.mu * s + s * s, x.p + 2 * x.mu * s + s * s, x.s)
 
 
+def _const_mul_source(ctx, i: int) -> int | None:
+    """The input of a multiplication by a constant tensor (no scalar, no parameter), else None."""
+    n = ctx.graph[i]
+    if n.kind == g.MUL and n.op == "mul" and len(n.inputs) == 1 and not n.params and not n.attrs.get("scalars"):
+        return n.inputs[0]
+    return None
+
+
+def _rotary_source(node, ctx) -> int | None:
+    """``x * cos + rotate_half(x) * sin`` (rotary position embeddings): the x being rotated.
+
+    rotate_half(x) is cat(-x2, x1) of x's halves, and the halves are aliases of x in the IR. A
+    rotation preserves the norm; taken as two independent multiplications by unknown constants
+    (scale 1 each) it would double the energy of every query and key.
+    """
+    if len(node.inputs) != 2:
+        return None
+    a, b = (_const_mul_source(ctx, i) for i in node.inputs)
+    if a is None or b is None:
+        return None
+    for direct, rotated in ((a, b), (b, a)):
+        cat = ctx.graph[rotated]
+        if cat.kind != g.CONCAT or len(cat.inputs) != 2:
+            continue
+        parts = set()
+        for i in cat.inputs:
+            n = ctx.graph[i]
+            parts.add(n.inputs[0] if n.kind == g.MUL and n.op == "neg" and n.inputs else i)
+        if parts == {direct}:
+            return direct
+    return None
+
+
 @handles(g.ADD)
 def add(node, ins, ctx) -> Step:
+    rotated = _rotary_source(node, ctx)
+    if rotated is not None:
+        x = ctx.signals[rotated]
+        return Step(Signal(x.m, x.mu, x.c, x.p, x.s), lambda grad: [grad.like(grad.g * 0.5)] * 2,
+                    cause="rotary embedding", lipschitz=[1.0, 1.0], info={"rotary": True})
+    return _add(node, ins, ctx)
+
+
+def _add(node, ins, ctx) -> Step:
     sign = -1.0 if node.op == "sub" else 1.0
     alpha = node.attrs.get("alpha")
     alpha = float(alpha) if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) else 1.0
@@ -150,7 +192,8 @@ def mul(node, ins, ctx) -> Step:
             if st.zero:
                 zero = f"{pname} is zero-initialized (a ReZero/SkipInit/LayerScale-style gate)"
     else:
-        ctx.assume(node, f"{'division' if div else 'multiplication'} by a constant tensor taken as scale 1")
+        ctx.assume(node, f"{'division' if div else 'multiplication'} by a constant tensor (a mask, a rotary "
+                         "embedding's cos/sin) taken as scale 1", once=True)
     out = x.scaled(k2, k).clean()
     return Step(out, lambda grad: [grad.like(grad.g * k2)], cause="scaling",
                 lipschitz=[math.sqrt(k2)], zero=zero, info={"scale": what})
