@@ -55,13 +55,6 @@ def shape_of(value: Any) -> tuple[int, ...] | None:
         return None
 
 
-def first_tensor(value: Any) -> Any:
-    """The first tensor in a (possibly nested) tuple/list result, else the value itself."""
-    while isinstance(value, (tuple, list)) and value:
-        value = value[0]
-    return value
-
-
 def is_float(value: Any) -> bool:
     dtype = getattr(value, "dtype", None)
     return bool(getattr(dtype, "is_floating_point", False) or getattr(dtype, "is_complex", False))
@@ -128,6 +121,7 @@ class IRBuilder:
     def module_call(self, module_name: str, module: Any, cls: Classified, inputs: list[Ref],
                     in_values: list[Any], out_value: Any) -> Ref:
         module_name = self.qualname(module_name)
+        out_value = first_tensor(out_value)  # LSTM: (output, (h, c)); MultiheadAttention: (output, weights)
         params: dict[str, str] = {}
         weights: list[str] = []
         for local, p in module.named_parameters():
@@ -138,7 +132,6 @@ class IRBuilder:
             if p.dim() >= 2 and (is_weight_param_name(local.rpartition(".")[2]) or cls.kind == g.ATTENTION):
                 weights.append(canon)
         attrs = dict(cls.attrs)
-        out_value = first_tensor(out_value)  # an LSTM/MHA returns a tuple: its first item is the output
         attrs["float"] = is_float(out_value) or out_value is None
         node_inputs = [r.node for r in inputs if r.node is not None]
         if cls.kind in g.WEIGHT_KINDS:
@@ -197,6 +190,12 @@ class IRBuilder:
             location = self.site(owner) or location  # a weight layer is changed where it is made
         elif location is None:  # library code all the way: where the enclosing module was built
             location = self.site(self.qualname(context) if context else "")
+        if kind in (g.ADD, g.MUL, g.OTHER):
+            # the numbers in ``x * 0.5``, ``x.pow(2)``, ``x.clamp(min=0)``: the estimator needs them
+            scalars = [(i, float(a)) for i, a in enumerate(args) if isinstance(a, (int, float)) and not isinstance(a, bool)]
+            scalars += [(k, float(v)) for k, v in kwargs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if scalars:
+                attrs["scalars"] = tuple(scalars)
         node = self.graph.add(
             kind, op, [r.node for r, _ in node_refs],
             module=owner, module_type=type(self.modules[owner]).__name__ if owner in self.modules else None,
@@ -213,6 +212,17 @@ def _position_table(kind: str, node_inputs: list) -> bool:
     """An embedding looked up with indices the model made itself (arange positions, T5's relative
     position buckets, BERT's default token types) is a position table, not a weight layer."""
     return kind == g.EMBEDDING and not node_inputs
+
+
+def first_tensor(value: Any) -> Any:
+    """The first tensor-like value in a (nested) tuple/list, else the value itself."""
+    if isinstance(value, (tuple, list)):
+        for v in value:
+            t = first_tensor(v)
+            if hasattr(t, "shape"):
+                return t
+        return None
+    return value
 
 
 def has_tensor(value: Any) -> bool:

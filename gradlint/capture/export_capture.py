@@ -15,6 +15,10 @@ from ..provenance import display_path, is_library_file
 from .builder import CONST, IRBuilder, Ref, fx_nodes_in, has_tensor
 from .kinds import NON_TENSOR, STOP_GRADIENT, call_name, classify_module
 
+# Single-input aten ops that return their input's values unchanged (a copy, a view, a dtype cast).
+_ALIASING = frozenset({"to", "_to_copy", "to_copy", "alias", "view", "clone", "contiguous", "detach", "type_as",
+                       "lift_fresh_copy", "_unsafe_view", "unsafe_view", "expand", "reshape"})
+
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n(?P<code>[^\n]*)')
 
 
@@ -138,13 +142,24 @@ def capture_export(model: Any, sites: Any, args: tuple, kwargs: dict, wrapper: A
                 for x in fx_inputs(m):
                     if x not in members and x not in ext_inputs and resolve(x).node is not None:
                         ext_inputs.append(x)
-            # The group's main output: the first member read outside the group.
-            out_node = next((m for m in group if any(u not in members for u in m.users)), group[-1])
+            # Ops of the group that only move or re-type one of its inputs (HF's RMSNorm starts with
+            # ``hidden_states.to(float32)``, which export may hand to the residual add outside the
+            # module) are that input, not the module's output.
+            aliases: dict[Any, Any] = {}
+            for m in group:
+                srcs = fx_inputs(m)
+                if len(srcs) == 1 and call_name(m.target) in _ALIASING:
+                    src = aliases.get(srcs[0], srcs[0])
+                    if src not in members:
+                        aliases[m] = src
+            # The group's main output: the first (non-alias) member read outside the group.
+            out_node = next((m for m in group if m not in aliases and any(u not in members for u in m.users)),
+                            group[-1])
             mod = b.modules[leaf[1]]
             ref = b.module_call(leaf[1], mod, classify_module(mod), [resolve(x) for x in ext_inputs],
                                 [x.meta.get("val") for x in ext_inputs], out_node.meta.get("val"))
             for m in group:
-                refs[m] = ref
+                refs[m] = resolve(aliases[m]) if m in aliases else ref
             i = j
             continue
         name = call_name(n.target)

@@ -36,6 +36,9 @@ def render_concise(report: Report, out: IO[str], show_fixes: bool = False) -> No
             out.write(finding_line(f, m.path) + "\n")
             if show_fixes and f.fix:
                 out.write(f"    fix: {f.fix}\n")
+        # --chart: the gradient-vs-depth picture, indented so problem matchers skip it
+        for block in m.details.get("concise_sections", []):
+            out.write(f"{m.target}:\n" + block.rstrip("\n") + "\n")
     out.write(summary_line(report) + "\n")
 
 
@@ -89,10 +92,10 @@ def render_full(report: Report, out: IO[str]) -> None:
             out.write("   " + "; ".join(parts) + "\n")
         if "verify" in m.details:
             out.write(verify_line(m.details["verify"]) + "\n")
+        if m.layers:
+            out.write(layer_table(m))
         for block in m.details.get("full_sections", []):
             out.write(block.rstrip("\n") + "\n")
-        if m.layers and (not m.details.get("full_sections") or "verify" in m.details):
-            out.write(layer_table(m))
         for f in m.findings:
             out.write(finding_line(f, m.path) + "\n")
             if f.fix:

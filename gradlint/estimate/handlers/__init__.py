@@ -1,0 +1,3 @@
+"""One small function per IR kind/op; importing this package registers them all."""
+
+from . import activation, attention, dense, elementwise, io, merge, norm, pool, recurrent, shape  # noqa: F401

@@ -1,0 +1,62 @@
+"""Nodes that move or drop data: flatten/unflatten/shuffles, upsampling, padding, dropout.
+
+(Views, permutes and indexing are not nodes at all: the capture aliases them away, which is exact
+for total gradient norms.)
+"""
+
+from __future__ import annotations
+
+from ... import graph as g
+from ..context import numel
+from ..registry import Step, handles
+from ..signals import Grad, Signal
+
+
+@handles(g.RESHAPE)
+def reshape(node, ins, ctx) -> Step:
+    """Flatten, unflatten, pixel/channel shuffles: values unchanged. Flattening a feature map
+    turns its positions into features, so the within-sample position structure goes away."""
+    x = ins[0]
+    out_shape = node.out_shape or ()
+    if len(out_shape) <= 2:  # positions became features: a pattern is now a per-feature constant
+        out = Signal(x.m, x.mu, x.c + x.s, x.c + x.s, 0.0)
+    else:
+        out = Signal(x.m, x.mu, x.c, x.p, x.s)
+    n = len(node.inputs)
+    return Step(out, lambda grad: [grad] + [Grad(0.0)] * (n - 1), cause="reshape", lipschitz=[1.0] + [0.0] * (n - 1))
+
+
+@handles(g.RESHAPE, "upsample")
+def upsample(node, ins, ctx) -> Step:
+    """Nearest-style repetition of each entry r times: the r copies' gradients add."""
+    x = ins[0]
+    r = max(1.0, numel(node.out_shape) / max(numel(ctx.in_shape(node, 0)), 1))
+    n = len(node.inputs)
+
+    def backward(grad: Grad) -> list[Grad]:
+        return [Grad(grad.g * (1.0 + (r - 1.0) * grad.rho), grad.rho)] + [Grad(0.0)] * (n - 1)
+
+    return Step(Signal(x.m, x.mu, x.c, x.p, x.s), backward, cause="reshape", lipschitz=[r ** 0.5] + [0.0] * (n - 1))
+
+
+@handles(g.RESHAPE, "pad")
+def pad(node, ins, ctx) -> Step:
+    x = ins[0]
+    keep = min(1.0, numel(ctx.in_shape(node, 0)) / max(numel(node.out_shape), 1))
+    n = len(node.inputs)
+    out = Signal(x.m * keep, x.mu * keep, x.c * keep, x.p * keep, x.s * keep)
+    return Step(out, lambda grad: [Grad(grad.g * keep, grad.rho)] + [Grad(0.0)] * (n - 1), cause="reshape",
+                lipschitz=[1.0] + [0.0] * (n - 1))
+
+
+@handles(g.DROPOUT)
+def dropout(node, ins, ctx) -> Step:
+    """Train mode: forward second moment / (1 - p), backward gain 1 / (1 - p)."""
+    x = ins[0]
+    p = node.attrs.get("p")
+    p = float(p) if isinstance(p, (int, float)) and 0 <= p < 1 else 0.0
+    k = 1.0 / (1.0 - p)
+    n = len(node.inputs)
+    out = Signal(x.m * k, x.mu, x.c, x.p, x.s)
+    return Step(out, lambda grad: [Grad(grad.g * k, grad.rho * (1 - p))] + [Grad(0.0)] * (n - 1), cause="dropout",
+                lipschitz=[k] + [0.0] * (n - 1))

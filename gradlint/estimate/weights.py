@@ -1,0 +1,161 @@
+"""Weight statistics: measured from the tensors when the model is materialized (so a custom init is
+seen), else from the init formulas of PyTorch's modules (estimator.md, "PyTorch's default
+initializations") when it was built on the meta device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TensorStats:
+    shape: tuple[int, ...]
+    second: float  # E[w^2]
+    mean: float  # E[w]
+    zero: bool  # every entry exactly zero (a structural zero)
+    measured: bool  # read from the tensor (True) or from an init formula (False)
+    source: str  # how we know: "weights", "default init of Linear", ...
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape) if self.shape else 1
+
+    @property
+    def fan_in(self) -> int:
+        """torch.nn.init's fan_in: size(1) * receptive field."""
+        return fan_in(self.shape)
+
+
+def fan_in(shape: tuple[int, ...]) -> int:
+    if len(shape) < 2:
+        return 1
+    return shape[1] * (math.prod(shape[2:]) if len(shape) > 2 else 1)
+
+
+class WeightSource:
+    """Statistics of the model's parameters by canonical name (``named_parameters()``)."""
+
+    def __init__(self, model: Any, materialized: bool, touched: set[str] | None = None) -> None:
+        self.model = model
+        self.materialized = materialized
+        self.touched = touched or set()
+        self._params = dict(model.named_parameters())
+        by_id = {id(p): name for name, p in self._params.items()}
+        # canonical parameter name -> (owning module, local name); a tied parameter counts once
+        self._owner: dict[str, tuple[str, str]] = {}
+        for mod_name, mod in model.named_modules():
+            for local, p in mod.named_parameters(recurse=False):
+                self._owner.setdefault(by_id.get(id(p), f"{mod_name}.{local}"), (mod_name, local))
+        self._modules = dict(model.named_modules())
+        self._cache: dict[tuple[str, int, int], TensorStats | None] = {}
+        self.init_range = _hf_initializer_range(model)
+        self.xavier_scope = [n for n, m in self._modules.items() if type(m).__name__ == "Transformer"
+                             and type(m).__module__.startswith("torch.nn")]
+        self.unknown: list[str] = []  # parameters whose values we could not know (meta, custom)
+
+    def numel(self, name: str) -> int:
+        p = self._params.get(name)
+        return int(p.numel()) if p is not None else 0
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        p = self._params.get(name)
+        return tuple(p.shape) if p is not None else ()
+
+    def stats(self, name: str | None, block: int = 0, blocks: int = 1) -> TensorStats | None:
+        """Stats of a parameter, or of row-block ``block`` of ``blocks`` (an LSTM's gates)."""
+        if name is None or name not in self._params:
+            return None
+        key = (name, block, blocks)
+        if key not in self._cache:
+            self._cache[key] = self._measure(name, block, blocks) if self.materialized else self._formula(name, block, blocks)
+        return self._cache[key]
+
+    def tensor(self, name: str) -> Any:
+        """The parameter itself (materialized models only), for spectral norms."""
+        return self._params.get(name) if self.materialized else None
+
+    # -- measured --------------------------------------------------------------------------
+    def _measure(self, name: str, block: int, blocks: int) -> TensorStats:
+        import torch
+
+        p = self._params[name]
+        with torch.no_grad():
+            t = p.detach()
+            if blocks > 1 and t.dim() >= 1 and t.shape[0] % blocks == 0:
+                t = t.reshape(blocks, -1, *t.shape[1:])[block]
+            t = t.double()
+            second = float(t.pow(2).mean()) if t.numel() else 0.0
+            mean = float(t.mean()) if t.numel() else 0.0
+        return TensorStats(tuple(t.shape), second, mean, second == 0.0, True, "weights")
+
+    # -- init formulas (meta device) ---------------------------------------------------------
+    def _formula(self, name: str, block: int, blocks: int) -> TensorStats | None:
+        import torch.nn as nn
+
+        p = self._params[name]
+        full = tuple(p.shape)
+        shape = full
+        if blocks > 1 and shape and shape[0] % blocks == 0:
+            shape = (shape[0] // blocks, *shape[1:])
+        mod_name, local = self._owner.get(name, (name.rpartition(".")[0], name.rpartition(".")[2]))
+        mod = self._modules.get(mod_name)
+        parent = self._modules.get(mod_name.rpartition(".")[0]) if mod_name else None
+        is_weight = local.startswith("weight") or local.endswith("proj_weight")
+
+        def out(second: float, mean: float = 0.0, how: str = "") -> TensorStats:
+            if name in self.touched:
+                self.unknown.append(name)
+                how = f"{how}; initialization code touched it, its values are unknown on the meta device"
+            return TensorStats(shape, second, mean, second == 0.0 and mean == 0.0, False, how)
+
+        if self.xavier_scope and any(name.startswith(s + ".") for s in self.xavier_scope) and len(full) > 1:
+            fan_out = full[0] * (math.prod(full[2:]) if len(full) > 2 else 1)
+            return out(2.0 / (fan_in(full) + fan_out), how="xavier_uniform_ (nn.Transformer)")
+        hf_layer = isinstance(mod, (nn.Linear, nn.Embedding, nn.modules.conv._ConvNd)) or type(mod).__name__ == "Conv1D"
+        if self.init_range is not None and hf_layer:
+            if is_weight:
+                return out(self.init_range ** 2, how=f"normal_(std={self.init_range}) (config.initializer_range)")
+            return out(0.0, how="zeros (Hugging Face _init_weights)")
+        if isinstance(mod, nn.MultiheadAttention):
+            e = mod.embed_dim
+            if local == "in_proj_weight":
+                return out(2.0 / (e + 3 * e), how="xavier_uniform_ (MultiheadAttention)")
+            if local in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                return out(2.0 / (full[0] + full[1]), how="xavier_uniform_ (MultiheadAttention)")
+            if local in ("bias_k", "bias_v"):
+                return out(2.0 / (1 + e), how="xavier_normal_")
+            return out(0.0, how="zeros (MultiheadAttention)")
+        if isinstance(mod, nn.Linear) and isinstance(parent, nn.MultiheadAttention) and local == "bias":
+            return out(0.0, how="zeros (MultiheadAttention out_proj)")
+        if isinstance(mod, (nn.Linear, nn.modules.conv._ConvNd)):
+            return out(1.0 / (3 * fan_in(tuple(mod.weight.shape))),
+                       how=f"default init of {type(mod).__name__} (U(+-1/sqrt(fan_in)))")
+        if isinstance(mod, nn.Bilinear):
+            return out(1.0 / (3 * mod.weight.shape[1]), how="default init of Bilinear")
+        if isinstance(mod, (nn.Embedding, nn.EmbeddingBag)):
+            return out(1.0, how="default init of Embedding (N(0, 1))")
+        if isinstance(mod, (nn.RNNBase, nn.RNNCellBase)):
+            return out(1.0 / (3 * mod.hidden_size), how=f"default init of {type(mod).__name__} (U(+-1/sqrt(H)))")
+        if isinstance(mod, nn.PReLU):
+            return out(0.0625, 0.25, how="PReLU init 0.25")
+        norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm) + (
+            (nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
+        if isinstance(mod, norm_types) or "norm" in type(mod).__name__.lower():
+            if is_weight:
+                return out(1.0, 1.0, how="ones (normalization scale)")
+            return out(0.0, how="zeros (normalization shift)")
+        self.unknown.append(name)
+        return None
+
+
+def _hf_initializer_range(model: Any) -> float | None:
+    """Hugging Face models re-initialize Linear/Embedding weights as N(0, initializer_range^2)."""
+    cfg = getattr(model, "config", None)
+    r = getattr(cfg, "initializer_range", None)
+    if isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 and any(
+            c.__module__.startswith("transformers.") for c in type(model).__mro__):
+        return float(r)
+    return None
