@@ -197,11 +197,11 @@ def has_default_init(mod: Any) -> bool:
 def source_init_sites(files: list[str]) -> list[Location]:
     """Init code (libcst) in the files defining the model's classes."""
     from .provenance import display_path
-    from .sourcescan import scan
+    from .sourcescan import init_sites
 
     sites = []
     for f in files:
-        for line, col, _what in scan(f).init_sites:
+        for line, col, _what in init_sites(f):
             sites.append(Location(display_path(f), line, col))
     return sites
 

@@ -50,12 +50,22 @@ def is_library_file(filename: str) -> bool:
 
 def display_path(filename: str) -> str:
     """A path relative to the working directory when it lies below it, else absolute."""
+    return _display_path(filename, os.getcwd())
+
+
+@lru_cache(maxsize=4096)
+def _display_path(filename: str, cwd: str) -> str:
     real = os.path.realpath(filename)
     try:
-        rel = os.path.relpath(real, os.getcwd())
+        rel = os.path.relpath(real, cwd)
     except ValueError:  # another drive on Windows
         return real
     return real if rel.startswith("..") else rel
+
+
+@lru_cache(maxsize=1024)
+def _positions(code: types.CodeType) -> list:
+    return list(code.co_positions())
 
 
 def frame_location(frame: types.FrameType) -> Location:
@@ -63,8 +73,7 @@ def frame_location(frame: types.FrameType) -> Location:
     code = frame.f_code
     line, column = frame.f_lineno, 1
     try:
-        positions = list(code.co_positions())
-        pos = positions[frame.f_lasti // 2]
+        pos = _positions(code)[frame.f_lasti // 2]
         if pos[0] is not None:
             line = pos[0]
         if pos[2] is not None:

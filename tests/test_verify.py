@@ -425,11 +425,13 @@ def test_peak_memory_and_time_are_reported():
 def test_peak_memory_sees_a_short_lived_allocation():
     from gradlint.verify.resources import PeakMemory
 
+    # 96 MiB: above glibc's largest dynamic mmap threshold (32 MiB), so it is always fresh pages
+    # (a 32 MiB block could be served from heap memory an earlier test left resident).
     with PeakMemory("cpu") as pm:
-        big = torch.ones(32 * 2**20 // 4)  # 32 MiB, touched, then freed
+        big = torch.ones(96 * 2**20 // 4)  # touched, then freed
         del big
     if pm.method.startswith(("peak resident", "resident memory")):
-        assert 28 * 2**20 <= pm.peak <= 64 * 2**20
+        assert 88 * 2**20 <= pm.peak <= 192 * 2**20
 
 
 def test_verify_off_measures_nothing(write):

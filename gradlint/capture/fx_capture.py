@@ -56,6 +56,14 @@ def capture_fx(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
             values[n] = out
             return out
 
+        def call_module(self, target, args, kwargs):
+            out = shape_only_module(self.fetch_attr(target), args, kwargs)
+            return out if out is not None else super().call_module(target, args, kwargs)
+
+        def call_function(self, target, args, kwargs):
+            out = shape_only_function(target, args, kwargs)
+            return out if out is not None else super().call_function(target, args, kwargs)
+
     pos = [args[i] if i < len(args) else kwargs.get(n, concrete.get(n)) for i, n in enumerate(names)]
     with torch.no_grad():
         Recorder(gm).run(*pos)
@@ -130,3 +138,91 @@ def _field(container: Any, name: str) -> Any:
         return container.args[order.index(name)]
     return None
 
+
+# -- shapes without running meta kernels --------------------------------------------------------
+# On the meta device many kernels are Python decompositions (addmm -> mm + add + mul, each with
+# broadcasting and dtype checks): ~1 ms per Linear, most of the capture time of a deep MLP. The
+# commonest leaves have obvious output shapes; give those directly (meta inputs only, so a CPU
+# capture still runs the real code).
+
+def _same_shape_module_types() -> tuple:
+    import torch.nn as nn
+
+    return (nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+            nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign,
+            nn.Identity, nn.modules.dropout._DropoutNd, nn.LayerNorm, nn.GroupNorm,
+            nn.modules.batchnorm._BatchNorm)
+
+
+_SAME_SHAPE_FUNCTIONS = frozenset({"relu", "sigmoid", "tanh", "gelu", "silu", "mish", "elu", "selu",
+                                   "leaky_relu", "hardswish", "hardsigmoid", "hardtanh", "relu6",
+                                   "softplus", "softsign", "dropout"})
+
+
+def _meta_tensor(x: Any) -> bool:
+    import torch
+
+    return isinstance(x, torch.Tensor) and x.device.type == "meta"
+
+
+def shape_only_module(module: Any, args: tuple, kwargs: dict) -> Any:
+    import torch.nn as nn
+
+    if len(args) != 1 or kwargs or not _meta_tensor(args[0]):
+        return None
+    x = args[0]
+    if type(module) is nn.Linear and x.dim() >= 1 and x.shape[-1] == module.in_features:
+        return x.new_empty((*x.shape[:-1], module.out_features))
+    if isinstance(module, _same_shape_module_types()) and type(module).forward in _PLAIN_FORWARDS():
+        if not _fits(module, x):
+            return None  # let the real kernel raise its own error
+        return x.new_empty(x.shape)
+    return None
+
+
+def _fits(module: Any, x: Any) -> bool:
+    import torch.nn as nn
+
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return x.dim() >= 2 and x.shape[1] == module.num_features
+    if isinstance(module, nn.GroupNorm):
+        return x.dim() >= 2 and x.shape[1] == module.num_channels
+    if isinstance(module, nn.LayerNorm):
+        n = len(module.normalized_shape)
+        return tuple(x.shape[-n:]) == tuple(module.normalized_shape)
+    return True
+
+
+def shape_only_function(target: Any, args: tuple, kwargs: dict) -> Any:
+    import torch
+
+    if not args or not _meta_tensor(args[0]) or any(isinstance(a, torch.Tensor) for a in args[1:]):
+        return None
+    if any(isinstance(v, torch.Tensor) for v in kwargs.values()):
+        return None
+    if getattr(target, "__module__", "") not in ("torch", "torch.nn.functional", "torch._C._nn", None):
+        return None
+    if call_name(target) in _SAME_SHAPE_FUNCTIONS:
+        return args[0].new_empty(args[0].shape)
+    return None
+
+
+_PLAIN = None
+
+
+def _PLAIN_FORWARDS() -> frozenset:
+    """torch's own forward methods of those modules (a subclass overriding forward runs for real)."""
+    global _PLAIN
+    if _PLAIN is None:
+        _PLAIN = frozenset(cls.forward for cls in _all_subclasses(_same_shape_module_types())
+                           if cls.__module__.startswith("torch.nn"))
+    return _PLAIN
+
+
+def _all_subclasses(roots: tuple) -> list:
+    out, stack = [], list(roots)
+    while stack:
+        c = stack.pop()
+        out.append(c)
+        stack += c.__subclasses__()
+    return out

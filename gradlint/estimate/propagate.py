@@ -239,13 +239,17 @@ def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[i
 
 def _layers(ctx: Context, steps: list[Step], bw: Backward) -> list[LayerEstimate]:
     graph, weights = ctx.graph, ctx.weights
+    calls_of: dict[str, list[int]] = {}  # every call of each weight module (one pass, not one per layer)
+    for n in graph:
+        if n.module and n.is_weight_layer:
+            calls_of.setdefault(n.module, []).append(n.id)
     out = []
     for node in graph.weight_layers():
         names = list(node.attrs.get("weights", ()))
         energy = sum(bw.energies.get(nm, 0.0) for nm in names)
         count = sum(weights.numel(nm) for nm in names) or 1
         rms = math.sqrt(energy / count) if energy > 0 else 0.0
-        calls = [n.id for n in graph if n.module == node.module and n.is_weight_layer] if node.module else [node.id]
+        calls = calls_of.get(node.module, [node.id]) if node.module else [node.id]
         reached = [bw.grads[i] for i in calls if bw.grads[i] is not None]
         zero = None
         if rms == 0.0:
