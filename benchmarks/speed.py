@@ -147,6 +147,7 @@ import json, resource, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[3])
 import torch
+import torch._dynamo  # part of torch's import cost: meta-device kernels load it on first use
 from gradlint.config import Config
 from gradlint.load import build_model, load_file
 from gradlint.pipeline import Session, analyze_built

@@ -51,7 +51,33 @@ def _run(method: str, model: Any, sites: Any, args: tuple, kwargs: dict) -> Laye
         return capture_export(model, sites, args, kwargs, wrapper=flattening_wrapper(model), prefix="m.")
     from .hook_capture import capture_hooks
 
+    if _on_meta(args, kwargs):
+        with values_unknown_like_a_compiler():
+            return capture_hooks(model, sites, args, kwargs)
     return capture_hooks(model, sites, args, kwargs)
+
+
+def _on_meta(args: tuple, kwargs: dict) -> bool:
+    from .hook_capture import _tensors_in
+
+    return any(t.device.type == "meta" for t in _tensors_in((args, kwargs), []))
+
+
+@contextlib.contextmanager
+def values_unknown_like_a_compiler():
+    """Meta tensors have shapes but no values, as under torch.compile/export. Libraries check
+    ``torch.compiler.is_compiling()`` to skip value-dependent work they cannot trace (Hugging
+    Face's packed-sequence and mask checks call ``.item()``); say yes while the forward runs on
+    meta tensors, so those models take the path they take when exported — in ~0.05 s, not export's
+    seconds."""
+    import torch
+
+    original = torch.compiler.is_compiling
+    torch.compiler.is_compiling = lambda: True
+    try:
+        yield
+    finally:
+        torch.compiler.is_compiling = original
 
 
 def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[str, ...] = METHODS) -> LayerGraph:
