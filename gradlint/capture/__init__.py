@@ -58,9 +58,9 @@ def _run(method: str, model: Any, sites: Any, args: tuple, kwargs: dict) -> Laye
 
 
 def _on_meta(args: tuple, kwargs: dict) -> bool:
-    from .hook_capture import _tensors_in
+    from .tensors import tensors_in
 
-    return any(t.device.type == "meta" for t in _tensors_in((args, kwargs), []))
+    return any(t.device.type == "meta" for t in tensors_in((args, kwargs)))
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Capture by running the forward with hooks: the last resort, and the most forgiving.
+"""Capture by running the forward with hooks: when fx cannot trace, and the most forgiving.
 
 Global module forward hooks mark leaf-module calls; a ``TorchFunctionMode`` sees every torch
 function and tensor method called outside them. Tensors are followed by identity. Anything the
@@ -8,31 +8,12 @@ the one path the example inputs take.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from typing import Any
 
 from .builder import CONST, IRBuilder, Ref, has_tensor
 from .kinds import NON_TENSOR, STOP_GRADIENT, call_name, classify_module
-
-
-def _tensors_in(obj: Any, out: list) -> list:
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        out.append(obj)
-    elif isinstance(obj, (tuple, list)):
-        for o in obj:
-            _tensors_in(o, out)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            _tensors_in(o, out)
-    elif hasattr(obj, "to_tuple") and callable(obj.to_tuple):  # transformers ModelOutput
-        _tensors_in(obj.to_tuple(), out)
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for f in dataclasses.fields(obj):
-            _tensors_in(getattr(obj, f.name), out)
-    return out
+from .tensors import tensors_in
 
 
 def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
@@ -57,7 +38,7 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
         return Ref(param=canon) if canon else CONST
 
     def bind(value: Any, ref: Ref) -> None:
-        for t in _tensors_in(value, []):
+        for t in tensors_in(value, []):
             refs[id(t)] = ref
             keep.append(t)
 
@@ -72,7 +53,7 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
         if name is None or classify_module(module) is None:
             return
         state["leaf"], state["depth"] = module, 1
-        state["inputs"] = _tensors_in(inputs, [])
+        state["inputs"] = tensors_in(inputs, [])
 
     def post_hook(module: Any, inputs: Any, output: Any) -> None:
         if state["leaf"] is None and stack and stack[-1] == names.get(id(module)):
@@ -87,7 +68,7 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
         if stack and stack[-1] == names.get(id(module)):
             stack.pop()
         in_refs = [ref_of(t) for t in tensors]
-        outs = _tensors_in(output, [])
+        outs = tensors_in(output, [])
         ref = b.module_call(names[id(module)], module, classify_module(module), in_refs, tensors,
                             outs[0] if outs else None)
         bind(output, ref)
@@ -101,17 +82,17 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
             name = call_name(func)
             if name in NON_TENSOR or name in STOP_GRADIENT or not has_tensor(out):
                 return out
-            tensors = _tensors_in((fargs, fkwargs), [])
+            tensors = tensors_in((fargs, fkwargs), [])
             in_refs = [ref_of(t) for t in tensors]
             if all(r.is_const for r in in_refs):
                 return out
-            outs = _tensors_in(out, [])
+            outs = tensors_in(out, [])
             ref = b.function_call(name, tuple(fargs), fkwargs, in_refs, tensors, outs[0] if outs else None,
                                   user_location(sys._getframe(1)), stack[-1] if stack else None)
             bind(out, ref)
             return out
 
-    for i, t in enumerate(_tensors_in((args, kwargs), [])):
+    for i, t in enumerate(tensors_in((args, kwargs), [])):
         bind(t, Ref(node=b.add_input(f"input_{i}", t)))
     handles = [register_module_forward_pre_hook(pre_hook), register_module_forward_hook(post_hook)]
     try:
@@ -120,5 +101,5 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
     finally:
         for h in handles:
             h.remove()
-    b.add_output([ref_of(t) for t in _tensors_in(output, [])])
+    b.add_output([ref_of(t) for t in tensors_in(output, [])])
     return b.finish()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import StageError, stage_error
+from .tensors import output_tensors  # noqa: F401 - re-exported: verify and benchmarks import it here
 
 DEFAULT_BATCH = 8
 DEFAULT_SEQUENCE = 16
@@ -242,34 +243,6 @@ def describe(example: ExampleInputs) -> str:
             kind = "float" if v.is_floating_point() else "int"
             parts.append(f"{kind}[{', '.join(str(int(d)) for d in v.shape)}]")
     return ", ".join(parts)
-
-
-def output_tensors(output: Any) -> list:
-    """Every floating tensor in a model's output: tensors, tuples, dicts, ModelOutput, dataclasses."""
-    import dataclasses
-
-    import torch
-
-    found: list = []
-
-    def walk(o: Any) -> None:
-        if isinstance(o, torch.Tensor):
-            if o.is_floating_point():
-                found.append(o)
-        elif isinstance(o, (tuple, list)):
-            for v in o:
-                walk(v)
-        elif isinstance(o, dict):
-            for v in o.values():
-                walk(v)
-        elif hasattr(o, "to_tuple") and callable(o.to_tuple):
-            walk(o.to_tuple())
-        elif dataclasses.is_dataclass(o) and not isinstance(o, type):
-            for f in dataclasses.fields(o):
-                walk(getattr(o, f.name))
-
-    walk(output)
-    return found
 
 
 def flattening_wrapper(model: Any) -> Any:

@@ -137,24 +137,9 @@ def input_statistics(graph: Any, built: Any, loaded: Any, example: Any, config: 
 
 
 def _flat_tensors(example: Any) -> list:
-    import torch
+    from ..capture.tensors import tensors_in
 
-    out: list = []
-
-    def walk(o: Any) -> None:
-        if isinstance(o, torch.Tensor):
-            out.append(o)
-        elif isinstance(o, (tuple, list)):
-            for v in o:
-                walk(v)
-        elif isinstance(o, dict):
-            for v in o.values():
-                walk(v)
-
-    if example is not None:
-        walk(tuple(example.args))
-        walk(dict(example.kwargs))
-    return out
+    return tensors_in((tuple(example.args), dict(example.kwargs))) if example is not None else []
 
 
 def _conv_consumer(graph: Any, node_id: int) -> bool:

@@ -13,19 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-
-def _tensors(value: Any, out: list) -> list:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        out.append(value)
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            _tensors(v, out)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _tensors(v, out)
-    return out
+from ..capture.tensors import tensors_in
 
 
 def _all_finite(tensors: list) -> bool:
@@ -45,7 +33,7 @@ def find_forward_origin(model: Any, args: tuple, kwargs: dict, seed: int) -> dic
     for name, p in model.named_parameters():
         if not _all_finite([p.detach()]):
             return {"what": f"parameter {name} holds non-finite values at initialization", "location": None}
-    inputs = _tensors((args, kwargs), [])
+    inputs = tensors_in((args, kwargs), [])
     if not _all_finite(inputs):
         return {"what": "the example inputs hold non-finite values", "location": None}
 
@@ -56,8 +44,8 @@ def find_forward_origin(model: Any, args: tuple, kwargs: dict, seed: int) -> dic
             fkwargs = fkwargs or {}
             out = func(*fargs, **fkwargs)
             if not found:
-                outs = _tensors(out, [])
-                if outs and not _all_finite(outs) and _all_finite(_tensors((fargs, fkwargs), [])):
+                outs = tensors_in(out, [])
+                if outs and not _all_finite(outs) and _all_finite(tensors_in((fargs, fkwargs), [])):
                     found["what"] = f"{call_name(func)}() returned non-finite values from finite inputs"
                     found["location"] = user_location(sys._getframe(1))
             return out
