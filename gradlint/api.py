@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from .config import Config
 from .graph import Location
-from .load import BuiltModel
+from .load import BuiltModel, definition_location
 from .report.model import ModelReport
 
 
@@ -63,7 +63,7 @@ def analyze(model: Any, example_inputs: Any = None, verify: bool = True, config:
     file = _source_file(cls)
     path = display_path(file) if file else "<in-memory>"
     target = Target(path, cls.__name__)
-    class_loc = _class_location(cls)
+    class_loc = definition_location(cls)
     inputs = example_inputs
     loaded = LoadedFile(target, module=inspect.getmodule(cls),
                         example_inputs=(lambda: inputs) if inputs is not None else None,
@@ -97,17 +97,6 @@ def _source_file(cls: type) -> str | None:
         return inspect.getsourcefile(cls)
     except (TypeError, OSError):
         return None
-
-
-def _class_location(cls: type) -> Location | None:
-    from .provenance import display_path
-
-    try:
-        file = inspect.getsourcefile(cls)
-        _, line = inspect.getsourcelines(cls)
-    except (TypeError, OSError):
-        return None
-    return Location(display_path(file), max(line, 1), 1) if file else None
 
 
 def _is_user_class(cls: type) -> bool:
@@ -152,7 +141,7 @@ def in_memory_sites(model: Any) -> dict[str, Location]:
     """Qualified module name -> the nearest user-class line that assigns it (or a class definition)."""
     modules = dict(model.named_modules())
     sites: dict[str, Location] = {}
-    root_loc = _class_location(type(model))
+    root_loc = definition_location(type(model))
     for name, module in modules.items():
         loc = None
         parts = name.split(".") if name else []
@@ -161,10 +150,10 @@ def in_memory_sites(model: Any) -> dict[str, Location]:
             if ancestor is not None and _is_user_class(type(ancestor)):
                 loc = _assignment(type(ancestor), parts[k])
                 if loc is None:
-                    loc = _class_location(type(ancestor))
+                    loc = definition_location(type(ancestor))
                 break
         if loc is None:
-            loc = _class_location(type(module)) if _is_user_class(type(module)) else root_loc
+            loc = definition_location(type(module)) if _is_user_class(type(module)) else root_loc
         if loc is not None:
             sites[name] = loc
     return sites

@@ -143,7 +143,8 @@ def referenced_project_files(module: types.ModuleType) -> set[str]:
     return files
 
 
-def _definition_location(obj: Any) -> Location | None:
+def definition_location(obj: Any) -> Location | None:
+    """Where a class or function is defined (the user's file and line), or None for builtins."""
     try:
         file = inspect.getsourcefile(obj)
         _, line = inspect.getsourcelines(obj)
@@ -211,10 +212,10 @@ def load_file(target: Target, configured: list[Target] | None = None) -> LoadedF
         if not callable(obj):
             out.error = StageError(
                 "import", f"{target.attr!r} is a {type(obj).__name__}, not an nn.Module class or a factory",
-                _definition_location(obj) or Location(display_path(target.path), 1, 1),
+                definition_location(obj) or Location(display_path(target.path), 1, 1),
             )
             return out
-        out.candidates.append(Candidate(target, obj, _definition_location(obj)))
+        out.candidates.append(Candidate(target, obj, definition_location(obj)))
         return out
 
     out.discovered = True
@@ -222,13 +223,13 @@ def load_file(target: Target, configured: list[Target] | None = None) -> LoadedF
     for name, obj in vars(module).items():
         if _is_model_class(obj, module) and _callable_without_arguments(obj):
             names.add(name)
-            out.candidates.append(Candidate(target.with_attr(name), obj, _definition_location(obj)))
+            out.candidates.append(Candidate(target.with_attr(name), obj, definition_location(obj)))
     for t in configured or []:
         if t.attr and t.attr not in names and Path(t.path).resolve() == Path(target.path).resolve():
             obj = getattr(module, t.attr, None)
             if callable(obj):
                 out.candidates.append(Candidate(Target(target.path, t.attr, t.args, t.kwargs, t.call_text), obj,
-                                                _definition_location(obj)))
+                                                definition_location(obj)))
     out.candidates.sort(key=lambda c: (c.location.line if c.location else 0, c.name))
     return out
 

@@ -169,7 +169,8 @@ def archs(draw, kinds=("plain", "residual", "concat", "gate"), max_blocks: int =
     return Arch(family, draw(st.sampled_from([8, 16])), tuple(blocks), draw(st.sampled_from(sorted(INITS))))
 
 
-_FOLDER: Path = Path()
+# Set by the module fixture; no default, so a stray call cannot write into the working directory.
+_FOLDER: Path | None = None
 _names = itertools.count()
 
 
