@@ -222,7 +222,9 @@ def example_inputs_for(built: Any, loaded: Any, config: Config, device: str, sid
         ex = inp.from_shape(config.input_shape, model, device)
         ex.source = "input-shape"
         return ex
-    return inp.infer(model, device, batch=config.batch_size or inp.DEFAULT_BATCH, side=side)
+    ex = inp.infer(model, device, batch=config.batch_size or inp.DEFAULT_BATCH, side=side)
+    ex.side = side
+    return ex
 
 
 def capture_with_inputs(built: Any, loaded: Any, config: Config, device: str) -> tuple[Any, Any]:

@@ -58,6 +58,13 @@ def test_a_rejected_image_guess_is_retried_with_the_size_the_flatten_wants(write
     assert any("float[8, 3, 224, 224] was rejected" in n and "float[8, 3, 32, 32]" in n for n in m.notes), m.notes
 
 
+def test_verify_measures_on_the_image_size_the_analysis_settled_on(write):
+    report = analyze_path(write("m.py", CIFAR_NET), select=["ALL"], verify=True)
+    m = report.models[0]
+    assert "GL001" not in codes(report), [f.message for f in m.findings]
+    assert m.summary.measured_attenuation is not None and m.summary.measured_attenuation > 0
+
+
 UNFIXABLE = """
 import torch.nn as nn
 

@@ -19,6 +19,7 @@ class ExampleInputs:
     args: tuple
     kwargs: dict
     source: str  # "example_inputs()", "--input-shape", "inferred from <layer>"
+    side: int | None = None  # the image side of a guessed image input, when a retry chose it
 
     def to(self, device: str) -> "ExampleInputs":
         import torch

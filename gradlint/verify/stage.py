@@ -41,7 +41,7 @@ def verify_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report: 
     try:
         with torch.random.fork_rng(devices=_cuda_index(device)):
             torch.manual_seed(config.seed)  # inferred inputs are random: --seed makes them repeatable
-            inputs = _inputs(vbuilt, loaded, config, device)
+            inputs = _inputs(vbuilt, loaded, config, device, example)
         from ..capture.inputs import forward_kwargs
         from ..load import user_stdout_to_stderr
 
@@ -144,11 +144,12 @@ def _device_of(model: Any) -> Any:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _inputs(vbuilt: Any, loaded: Any, config: Any, device: str) -> Any:
+def _inputs(vbuilt: Any, loaded: Any, config: Any, device: str, analysed: Any) -> Any:
     from ..pipeline import example_inputs_for
 
     try:
-        return example_inputs_for(vbuilt, loaded, config, device)
+        # the same image side the capture settled on (Inception's 299 after 224 was rejected)
+        return example_inputs_for(vbuilt, loaded, config, device, side=getattr(analysed, "side", None))
     except StageError as e:
         raise StageError("verify", f"building inputs on {device} failed: {e.message}", e.location, e.hint) from None
 
