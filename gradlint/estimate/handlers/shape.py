@@ -60,3 +60,31 @@ def dropout(node, ins, ctx) -> Step:
     out = Signal(x.m * k, x.mu, x.c, x.p, x.s)
     return Step(out, lambda grad: [Grad(grad.g * k, grad.rho * (1 - p))] + [Grad(0.0)] * (n - 1), cause="dropout",
                 lipschitz=[k] + [0.0] * (n - 1))
+
+
+@handles(g.OTHER, "unfold")
+def unfold(node, ins, ctx) -> Step:
+    """im2col: every entry is a copy of an input entry, each input entry lands in ~r patches
+    (r = kernel area / stride area); the copies' gradients add, like upsampling's."""
+    x = ins[0]
+    r = max(1.0, numel(node.out_shape) / max(numel(ctx.in_shape(node, 0)), 1))
+    n = len(node.inputs)
+
+    def backward(grad: Grad) -> list[Grad]:
+        return [Grad(grad.g * (1.0 + (r - 1.0) * grad.rho), grad.rho)] + [Grad(0.0)] * (n - 1)
+
+    return Step(Signal(x.m, x.mu, x.c, x.p, x.s), backward, cause="reshape", lipschitz=[r ** 0.5] + [0.0] * (n - 1))
+
+
+@handles(g.OTHER, "fold")
+def fold(node, ins, ctx) -> Step:
+    """col2im, unfold's adjoint: each output entry sums the ~r patch entries that overlap it,
+    taken from r different positions (so E[(sum)^2] = r m + r (r - 1) p); each input entry's
+    gradient is the one of the output entry it lands in."""
+    x = ins[0]
+    r = max(1.0, numel(ctx.in_shape(node, 0)) / max(numel(node.out_shape), 1))
+    n = len(node.inputs)
+    r2 = r * r
+    out = Signal(r * x.m + r * (r - 1.0) * x.p, r * x.mu, r2 * x.c, r2 * x.p, r2 * x.s).clean()
+    return Step(out, lambda grad: [Grad(grad.g * r, grad.rho)] + [Grad(0.0)] * (n - 1), cause="reshape",
+                lipschitz=[r ** 0.5] + [0.0] * (n - 1))
