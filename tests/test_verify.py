@@ -470,3 +470,91 @@ def test_square_sum_is_exact_for_tiny_and_huge_gradients():
         assert square_sum(t) == pytest.approx(9000.0 * scale * scale, rel=1e-5)
     assert math.isnan(square_sum(torch.tensor([1.0, float("nan")])))
     assert square_sum(torch.tensor([1.0, float("-inf")])) == float("inf")
+
+
+# -- stochastic depth ----------------------------------------------------------------------------
+
+class DropPath(nn.Module):
+    """timm's DropPath, in miniature: drop the whole branch for a sample with probability p."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class DropPathResidualMLP(nn.Module):
+    """Residual branches behind DropPath(0.9): with a batch of 2, most branches are dropped for the
+    whole batch in a train-mode pass, and their layers get exactly zero gradient."""
+
+    def __init__(self, depth=4, width=32, p=0.9):
+        super().__init__()
+        self.stem = nn.Linear(width, width)
+        self.fcs = nn.ModuleList([nn.Linear(width, width) for _ in range(depth)])
+        self.drops = nn.ModuleList([DropPath(p) for _ in range(depth)])
+        self.norm = nn.BatchNorm1d(width)  # stays in train mode: batch statistics
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for fc, drop in zip(self.fcs, self.drops):
+            x = x + drop(torch.relu(fc(x)))
+        return self.head(self.norm(x))
+
+
+def test_stochastic_depth_is_off_for_the_measured_pass(monkeypatch):
+    import contextlib
+
+    import gradlint.verify.passes as passes
+
+    model = DropPathResidualMLP()
+    # the pass with stochastic depth on (the behaviour before): branches dropped for the whole batch
+    with monkeypatch.context() as mp:
+        mp.setattr(passes, "stochastic_depth_off", lambda model: contextlib.nullcontext(0))
+        before = gradlint.analyze(model, x(2, 32))
+    assert any(lm.zero_fraction == 1.0 for lm in before.details["verify"].layers)
+    assert "GL305" in codes(before)
+
+    r = gradlint.analyze(model, x(2, 32))
+    v = r.details["verify"]
+    assert not any(lm.zeros == lm.numel for lm in v.layers), [lm.module for lm in v.layers if lm.zeros == lm.numel]
+    assert "GL305" not in codes(r)
+    assert "stochastic depth off for the measured pass: 4 modules (identity, as at inference)" in v.notes
+    assert any("stochastic depth off" in n for n in r.notes)
+    # only the drop-path modules changed mode, and only for the pass
+    assert model.training and all(d.training for d in model.drops) and model.norm.training
+    # the estimate models them as the identity too (no "no model for" note)
+    assert not any("no model for" in n for n in r.notes), r.notes
+
+
+def test_stochastic_depth_modules_are_recognised():
+    from gradlint.verify.stochastic_depth import is_stochastic_depth, stochastic_depth_off
+
+    class ConvNextDropPath(nn.Module):  # Hugging Face's name
+        def forward(self, x):
+            return x
+
+    class StochasticDepth(nn.Module):  # torchvision's name, user-written
+        def forward(self, x):
+            return x
+
+    class DropPathBlock(nn.Module):  # a block with weights is not a drop-path module
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+    assert is_stochastic_depth(DropPath(0.1)) and is_stochastic_depth(ConvNextDropPath())
+    assert is_stochastic_depth(StochasticDepth())
+    assert not is_stochastic_depth(DropPathBlock()) and not is_stochastic_depth(nn.Dropout(0.5))
+    model = nn.Sequential(nn.Linear(4, 4), DropPath(0.5), nn.Dropout(0.5))
+    with stochastic_depth_off(model) as n:
+        assert n == 1 and not model[1].training and model[2].training
+    assert model[1].training
+    tv_ops = pytest.importorskip("torchvision.ops")
+    assert is_stochastic_depth(tv_ops.StochasticDepth(0.5, "row"))
