@@ -470,3 +470,211 @@ def test_square_sum_is_exact_for_tiny_and_huge_gradients():
         assert square_sum(t) == pytest.approx(9000.0 * scale * scale, rel=1e-5)
     assert math.isnan(square_sum(torch.tensor([1.0, float("nan")])))
     assert square_sum(torch.tensor([1.0, float("-inf")])) == float("inf")
+
+
+# -- stochastic depth ----------------------------------------------------------------------------
+
+class DropPath(nn.Module):
+    """timm's DropPath, in miniature: drop the whole branch for a sample with probability p."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class DropPathResidualMLP(nn.Module):
+    """Residual branches behind DropPath(0.9): with a batch of 2, most branches are dropped for the
+    whole batch in a train-mode pass, and their layers get exactly zero gradient."""
+
+    def __init__(self, depth=4, width=32, p=0.9):
+        super().__init__()
+        self.stem = nn.Linear(width, width)
+        self.fcs = nn.ModuleList([nn.Linear(width, width) for _ in range(depth)])
+        self.drops = nn.ModuleList([DropPath(p) for _ in range(depth)])
+        self.norm = nn.BatchNorm1d(width)  # stays in train mode: batch statistics
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for fc, drop in zip(self.fcs, self.drops):
+            x = x + drop(torch.relu(fc(x)))
+        return self.head(self.norm(x))
+
+
+def test_stochastic_depth_is_off_for_the_measured_pass(monkeypatch):
+    import contextlib
+
+    import gradlint.verify.passes as passes
+
+    model = DropPathResidualMLP()
+    # the pass with stochastic depth on (the behaviour before): branches dropped for the whole batch
+    with monkeypatch.context() as mp:
+        mp.setattr(passes, "stochastic_depth_off", lambda model: contextlib.nullcontext(0))
+        before = gradlint.analyze(model, x(2, 32))
+    assert any(lm.zero_fraction == 1.0 for lm in before.details["verify"].layers)
+    assert "GL305" in codes(before)
+
+    r = gradlint.analyze(model, x(2, 32))
+    v = r.details["verify"]
+    assert not any(lm.zeros == lm.numel for lm in v.layers), [lm.module for lm in v.layers if lm.zeros == lm.numel]
+    assert "GL305" not in codes(r)
+    assert "stochastic depth off for the measured pass: 4 modules (identity, as at inference)" in v.notes
+    assert any("stochastic depth off" in n for n in r.notes)
+    # only the drop-path modules changed mode, and only for the pass
+    assert model.training and all(d.training for d in model.drops) and model.norm.training
+    # the estimate models them as the identity too (no "no model for" note)
+    assert not any("no model for" in n for n in r.notes), r.notes
+
+
+def test_stochastic_depth_modules_are_recognised():
+    from gradlint.verify.stochastic_depth import is_stochastic_depth, stochastic_depth_off
+
+    class ConvNextDropPath(nn.Module):  # Hugging Face's name
+        def forward(self, x):
+            return x
+
+    class StochasticDepth(nn.Module):  # torchvision's name, user-written
+        def forward(self, x):
+            return x
+
+    class DropPathBlock(nn.Module):  # a block with weights is not a drop-path module
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+    assert is_stochastic_depth(DropPath(0.1)) and is_stochastic_depth(ConvNextDropPath())
+    assert is_stochastic_depth(StochasticDepth())
+    assert not is_stochastic_depth(DropPathBlock()) and not is_stochastic_depth(nn.Dropout(0.5))
+    model = nn.Sequential(nn.Linear(4, 4), DropPath(0.5), nn.Dropout(0.5))
+    with stochastic_depth_off(model) as n:
+        assert n == 1 and not model[1].training and model[2].training
+    assert model[1].training
+    tv_ops = pytest.importorskip("torchvision.ops")
+    assert is_stochastic_depth(tv_ops.StochasticDepth(0.5, "row"))
+
+
+# -- structural zeros the estimate explains are GL203's, not GL305's -------------------------------
+
+class SEGate(nn.Module):
+    """Squeeze-and-excitation on features: x * sigmoid(fc2(relu(fc1(x))))."""
+
+    def __init__(self, width, reduced):
+        super().__init__()
+        self.fc1 = nn.Linear(width, reduced)
+        self.fc2 = nn.Linear(reduced, width)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc2(torch.relu(self.fc1(x))))
+
+
+class ZeroInitLastSEBlock(nn.Module):
+    """timm's SE-ResNet block in miniature: a zero-initialized last BatchNorm scale (zero_init_last),
+    then the SE gate. The BatchNorm's output is exactly 0, so the gate gets a zero input and, as it
+    multiplies that zero, a zero error signal."""
+
+    def __init__(self, width=32):
+        super().__init__()
+        self.fc = nn.Linear(width, width)
+        self.bn = nn.BatchNorm1d(width)
+        nn.init.zeros_(self.bn.weight)
+        self.se = SEGate(width, 8)
+
+    def forward(self, x):
+        return x + self.se(self.bn(self.fc(x)))
+
+
+class SENet(nn.Module):
+    def __init__(self, width=32):
+        super().__init__()
+        self.stem = nn.Linear(width, width)
+        self.block = ZeroInitLastSEBlock(width)  # the last block: no zero weight finishes after it
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        return self.head(self.block(self.stem(x)))
+
+
+class ScaledStdConv2d(nn.Conv2d):
+    """NFNets' weight-standardized conv with a learned gain (timm's ScaledStdConv2d)."""
+
+    def __init__(self, cin, cout, k, gain_init=1.0):
+        super().__init__(cin, cout, k, padding=k // 2)
+        self.gain = nn.Parameter(torch.full((cout, 1, 1, 1), gain_init))
+
+    def forward(self, x):
+        w = nn.functional.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True,
+                                     momentum=0.0, eps=1e-6).reshape_as(self.weight)
+        return nn.functional.conv2d(x, self.gain * w * self.weight[0].numel() ** -0.5, self.bias, self.stride,
+                                    self.padding)
+
+
+class ZeroGainNF(nn.Module):
+    """An NF-ResNet block in miniature whose last conv's gain starts at zero (zero_init_last)."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.stem = ScaledStdConv2d(3, c, 3)
+        self.conv1 = ScaledStdConv2d(c, c, 3)
+        self.conv2 = ScaledStdConv2d(c, c, 3, gain_init=0.0)
+        self.head = nn.Linear(c, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.conv2(torch.relu(self.conv1(x)))
+        return self.head(x.mean((2, 3)))
+
+
+def test_zero_init_bn_before_an_se_gate_is_a_structural_zero_not_a_collapse():
+    r = gradlint.analyze(SENet(), x(4, 32))
+    v = r.details["verify"]
+    fc1, fc2 = v.layer("block.se.fc1"), v.layer("block.se.fc2")
+    assert fc1.zeros == fc1.numel and fc2.zeros == fc2.numel  # measured: exactly zero
+    assert not fc1.structural_zero  # no zero weight finishes after it: the pass alone cannot tell
+    est = {ly["module"]: ly for ly in r.details["estimate"]["layers"]}
+    reason = "block.bn's scale (weight) is all zeros (zero-initialized)"
+    assert est["block.se.fc1"]["zero"] == est["block.se.fc2"]["zero"] == est["block.fc"]["zero"] == reason
+    assert "GL305" not in codes(r)
+    gl203 = [f.message for f in r.findings if f.code == "GL203"]
+    assert len(gl203) == 1 and "3 weight layers (block.fc, block.se.fc1, block.se.fc2)" in gl203[0], gl203
+
+
+def test_zero_gain_of_a_weight_standardized_conv_is_a_structural_zero_not_a_collapse():
+    r = gradlint.analyze(ZeroGainNF(), x(2, 3, 8, 8))
+    v = r.details["verify"]
+    conv2 = v.layer("conv2")
+    assert conv2.zeros == conv2.numel and not conv2.structural_zero
+    est = {ly["module"]: ly for ly in r.details["estimate"]["layers"]}
+    assert est["conv2"]["zero"] == est["conv1"]["zero"] == "conv2's gain is all zeros (zero-initialized)"
+    assert "GL305" not in codes(r)
+    assert any(f.code == "GL203" and "conv2's gain" in f.message for f in r.findings)
+
+
+class ZeroedBranch(nn.Module):
+    """A branch multiplied by a constant 0: exactly zero gradient that no zero-initialized weight
+    explains. GL305 still reports it."""
+
+    def __init__(self, width=32):
+        super().__init__()
+        self.stem = nn.Linear(width, width)
+        self.branch = nn.Linear(width, width)
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.head(x + 0.0 * torch.relu(self.branch(x)))
+
+
+def test_an_exactly_zero_gradient_the_estimate_does_not_explain_is_still_gl305():
+    r = gradlint.analyze(ZeroedBranch(), x(4, 32))
+    branch = r.details["verify"].layer("branch")
+    assert branch.zeros == branch.numel
+    est = {ly["module"]: ly for ly in r.details["estimate"]["layers"]}
+    assert not est["branch"]["zero"]
+    assert "GL305" in codes(r)

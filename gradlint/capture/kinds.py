@@ -167,6 +167,11 @@ def classify_module(module: Any) -> Classified | None:
             return make(module)
     if has_children:
         return None
+    from ..verify.stochastic_depth import is_stochastic_depth
+
+    if is_stochastic_depth(module):
+        # one leaf, the identity: --verify measures with stochastic depth off, as at inference
+        return Classified(g.DROPOUT, "stochastic_depth")
     name = type(module).__name__.lower()
     params = [p for _, p in module.named_parameters(recurse=False)]
     for frag, cls_ in _NAME_HINTS:

@@ -27,6 +27,9 @@ class Context:
     # add node -> (index of its skip input, factor): set by the activation after a residual add
     # (handlers/activation.py), read by the add's backward
     skip_boost: dict[int, tuple[int, float]] = field(default_factory=dict)
+    # node -> (why its output is exactly zero, the node that makes it zero): a zero-initialized
+    # normalization scale or weight whose output is 0, and what passes that 0 on; filled by forward
+    forward_zero: dict[int, tuple[str, int]] = field(default_factory=dict)
     _spectral: dict[str, float] = field(default_factory=dict)
     _readers: list[list[tuple[int, Any]]] | None = None
 

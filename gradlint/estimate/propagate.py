@@ -122,6 +122,13 @@ def forward(ctx: Context) -> tuple[list[Step], list[Unhandled]]:
             step.out = out
         steps.append(step)
         ctx.signals.append(out)
+        if out.m == 0.0 and out.mu == 0.0:
+            if step.zero:
+                ctx.forward_zero[node.id] = (step.zero, node.id)
+            else:
+                passed = next((ctx.forward_zero[i] for i in node.inputs if i in ctx.forward_zero), None)
+                if passed is not None:
+                    ctx.forward_zero[node.id] = passed
     return steps, unhandled
 
 
@@ -179,6 +186,13 @@ def backward(ctx: Context, steps: list[Step]) -> Backward:
             if gi.g <= 0.0 and grad.g > 0.0 and step.zero:
                 reason = step.zero
                 zero_sources.setdefault(reason, node.id)
+            elif gi.g <= 0.0 and grad.g > 0.0:
+                # another factor of this node is exactly zero in the forward (x * gate(x) with x = 0
+                # after a zero-initialized BatchNorm scale: squeeze-and-excitation behind zero-init-last)
+                made = next((ctx.forward_zero[k] for k in node.inputs if k != src and k in ctx.forward_zero), None)
+                if made is not None:
+                    reason = made[0]
+                    zero_sources.setdefault(reason, made[1])
             elif gi.g <= 0.0:
                 reason = zero[node.id]
             contributions[src].append((gi, node.id, reason))
@@ -254,6 +268,16 @@ def _layers(ctx: Context, steps: list[Step], bw: Backward) -> list[LayerEstimate
         zero = None
         if rms == 0.0:
             zero = next((bw.zero[i] for i in calls if bw.zero[i]), None)
+            if zero is None:  # the layer's own zero-initialized gain (a weight-standardized conv)
+                zero = next((steps[i].info["own_zero"] for i in calls if steps[i].info.get("own_zero")), None)
+                if zero is not None:
+                    bw.zero_sources.setdefault(zero, calls[0])
+            if zero is None:  # dL/dW = delta x input: its input is exactly zero
+                made = next((ctx.forward_zero[graph[i].inputs[0]] for i in calls
+                             if graph[i].inputs and graph[i].inputs[0] in ctx.forward_zero), None)
+                if made is not None:
+                    zero = made[0]
+                    bw.zero_sources.setdefault(zero, made[1])
         out.append(LayerEstimate(node.id, node.module or node.op, node.module_type or node.kind, node.location, rms,
                                  zero=zero, unused=not reached, is_embedding=node.kind == g.EMBEDDING))
     if not out:

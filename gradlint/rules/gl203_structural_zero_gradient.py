@@ -16,7 +16,11 @@ class StructuralZeroGradient(Rule):
         Reports weight layers whose gradient is exactly zero at initialization because a weight or
         scale between them and the output is zero-initialized: a zero-init classifier head (as in
         torchvision's ViT), ReZero/SkipInit gates (`x + alpha * f(x)` with `alpha = 0`), LayerScale
-        at zero, a zero-initialized last layer of a residual branch (Fixup), a zero BatchNorm gamma.
+        at zero, a zero-initialized last layer of a residual branch (Fixup), a zero BatchNorm gamma,
+        the zero gain of a weight-standardized conv (NFNets' `ScaledStdConv2d` with zero_init_last).
+        Layers that read the exactly-zero output of such a scale count too: a squeeze-and-excitation
+        branch behind a zero-initialized last BatchNorm (timm's SE-ResNets) gets neither an input
+        nor an error signal (its gate multiplies a zero tensor).
         The estimate's verdict for such a model is `structural-zero` instead of `vanishing`, and
         GL201 stays silent. The finding points at the zero-initialized module or gate.
     """
@@ -109,8 +113,9 @@ class StructuralZeroGradient(Rule):
             where = ctx.graph[node_id].location if node_id is not None else None
             names = ", ".join(ly.module for ly in layers[:3]) + (", ..." if len(layers) > 3 else "")
             verdict = " (the model's verdict is structural-zero)" if est.zero_reason == reason else ""
-            msg = (f"structural zero: {reason}, so {len(layers)} weight layer{'s' if len(layers) != 1 else ''} "
-                   f"before it ({names}) get exactly zero gradient at initialization{verdict}; intended for "
+            one = len(layers) == 1
+            msg = (f"structural zero: {reason}, so {len(layers)} weight layer{'' if one else 's'} "
+                   f"({names}) get{'s' if one else ''} exactly zero gradient at initialization{verdict}; intended for "
                    "Fixup/ReZero/SkipInit/zero-init heads, it resolves after the first optimizer step")
             yield self.finding(msg, where or layers[0].location,
                                "nothing if the zero init is intended; otherwise initialize that weight normally "

@@ -5,7 +5,7 @@ from typing import Iterable
 
 from ..report.model import Finding
 from .base import Example, Option, Rule, RuleContext
-from .measured import names, pct, threshold_text
+from .measured import estimated_structural_zeros, names, pct, threshold_text
 
 
 class GradientHistogramCollapsed(Rule):
@@ -25,8 +25,12 @@ class GradientHistogramCollapsed(Rule):
         compares the first layer with the last, this is an absolute test of each layer, under a
         loss whose gradient at every output is of unit scale: it also catches a network whose
         gradients are all tiny (an output multiplied by a tiny constant, a loss scaled far
-        down). Embeddings (sparse gradients by nature) and structural zeros (see GL301) are not
-        reported. One finding per model, at the first such layer, naming the others.
+        down). Embeddings (sparse gradients by nature) are not reported, nor are structural
+        zeros, which are left to GL203: a layer whose gradient is exactly zero because a
+        zero-initialized weight sits downstream in the measured pass (see GL301), or whose
+        measured gradient is exactly zero where the estimate predicts and explains that zero (a
+        zero-initialized BatchNorm scale or gate, also feeding a squeeze-and-excitation branch).
+        One finding per model, at the first such layer, naming the others.
     """
     why = """
         An optimizer step moves a weight by about the learning rate times its gradient (SGD), or
@@ -103,9 +107,12 @@ class GradientHistogramCollapsed(Rule):
     def check(self, ctx: RuleContext) -> Iterable[Finding]:
         floor, share = self.opts["floor"], self.opts["share"]
         log_floor = math.log10(floor) if floor > 0 else -math.inf
+        explained = estimated_structural_zeros(ctx)  # GL203's finding, not a collapse
         hits = []
         for lm in ctx.measurement.layers:
             if lm.embedding or lm.structural_zero or not lm.numel:
+                continue
+            if lm.zeros == lm.numel and lm.module in explained:
                 continue
             f = lm.fraction_below(log_floor)
             if f >= share:

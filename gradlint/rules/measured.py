@@ -17,6 +17,15 @@ def by_location(items: Iterable[T], location: Callable[[T], Any]) -> list[list[T
     return list(groups.values())
 
 
+def estimated_structural_zeros(ctx: Any) -> set[str]:
+    """Weight layers the estimate predicts an exactly-zero gradient for and explains (a zero-initialized
+    weight, gate or normalization scale: GL203's finding), when the estimate ran."""
+    est = getattr(ctx, "estimate", None)
+    if est is None:
+        return set()
+    return {ly.module for ly in est.layers if ly.zero and ly.grad_rms == 0.0}
+
+
 def names(items: list[str], limit: int = 3) -> str:
     """'a, b, c' or 'a, b ... z (12 layers)'."""
     if len(items) <= limit:

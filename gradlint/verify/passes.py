@@ -4,11 +4,13 @@ Used by the ``--verify`` stage, the Python API and the overhead benchmark. The m
 where it lies (no copy); its training flags, ``requires_grad`` flags and existing ``.grad``
 tensors are put back afterwards, and with ``preserve_buffers`` also its buffers (BatchNorm's
 running statistics move in a train-mode forward), so a model handed in by a notebook leaves as
-it came.
+it came. Stochastic depth (drop path) runs as the identity during the pass
+(``stochastic_depth.py``); everything else is in train mode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import time
@@ -22,6 +24,7 @@ from .measurement import LayerMeasurement, Measurement, summarize
 from .nonfinite import find_forward_origin
 from .probes import Probes
 from .resources import PeakMemory
+from .stochastic_depth import stochastic_depth_off
 
 
 @dataclass
@@ -129,8 +132,10 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
     weight_names = {w for spec in layers for w in spec.weights}
     devices = [torch.device(device).index or 0] if device.startswith("cuda") else []  # fork their RNG too
     loss_value = None
+    modes = contextlib.ExitStack()
     try:
         model.train()
+        dropped_paths = modes.enter_context(stochastic_depth_off(model))  # identity, as at inference
         for name, p in model.named_parameters():
             p.grad = None
             if name in weight_names:
@@ -187,6 +192,9 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
         measurement.loss_value = loss_value
         measurement.zero_parameters = zero_params
         summarize(measurement, vanishing, exploding)
+        if dropped_paths:
+            measurement.notes.append(f"stochastic depth off for the measured pass: {dropped_paths} "
+                                     f"module{'s' if dropped_paths != 1 else ''} (identity, as at inference)")
         if measurement.has_nonfinite:
             measurement.nonfinite_origin = (find_forward_origin(model, args, kwargs, seed)
                                             or _backward_origin(measurement))
@@ -198,6 +206,7 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
     finally:
         for p in model.parameters():
             p.grad = None  # free this pass's gradients before putting the user's back
+        modes.close()
         saved.restore()
 
 

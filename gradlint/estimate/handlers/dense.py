@@ -10,6 +10,7 @@ at every position of a sample.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from functools import lru_cache
 
@@ -183,10 +184,24 @@ def profile_settled(ctx, node) -> tuple[bool, bool]:
     return forward, backward
 
 
+def _zero_gain(node, ctx) -> str | None:
+    """A weight-standardized conv (timm's ScaledStdConv2d in NFNets) multiplies its standardized
+    weight by a learned ``gain``; zero-initialized (``zero_init_last``), the effective weight is 0."""
+    if not node.attrs.get("weight_standardized"):
+        return None
+    gain = ctx.param(node, "gain")
+    if gain is None or not gain.zero:
+        return None
+    return f"{node.module or 'a weight-standardized conv'}'s gain is all zeros (zero-initialized)"
+
+
 @handles(g.CONV)
 def conv(node, ins, ctx) -> Step:
     x = ins[0]
     w, b = _weight_and_bias(node, ctx)
+    gain_zero = _zero_gain(node, ctx)
+    if gain_zero:  # the effective weight gain * standardize(W) is 0, and so is dL/dW through it
+        w = dataclasses.replace(w, second=0.0, mean=0.0, zero=True)
     in_shape, out_shape = ctx.in_shape(node, 0), node.out_shape
     kernel = tuple(w.shape[2:])
     nd = len(kernel)
@@ -230,12 +245,15 @@ def conv(node, ins, ctx) -> Step:
         return [grad.like(grad.g * sigma2, clip01(grad.rho * shrink))] + [Grad(0.0)] * (len(node.inputs) - 1)
 
     def weight_grads(grad: Grad) -> dict[str, float]:
-        return {wname: grad.g * n_eff * input_energy(x, grad, positions)}
+        return {wname: 0.0 if gain_zero else grad.g * n_eff * input_energy(x, grad, positions)}
 
+    info = {"sigma_w2": sigma2, "valid": valid, "init": w.source}
+    if gain_zero:
+        info["own_zero"] = gain_zero  # its own dL/dW is 0 too
     return Step(out, backward, cause="weights", weight_grads=weight_grads,
                 lipschitz=[ctx.spectral(node, "weight", (c_out, fan), taps=math.prod(kernel))]
                 + [0.0] * (len(node.inputs) - 1),
-                zero=_zero_reason(node, w), info={"sigma_w2": sigma2, "valid": valid, "init": w.source})
+                zero=gain_zero or _zero_reason(node, w), info=info)
 
 
 @handles(g.CONV_TRANSPOSE)

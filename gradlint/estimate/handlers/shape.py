@@ -51,10 +51,11 @@ def pad(node, ins, ctx) -> Step:
 
 @handles(g.DROPOUT)
 def dropout(node, ins, ctx) -> Step:
-    """Train mode: forward second moment / (1 - p), backward gain 1 / (1 - p)."""
+    """Train mode: forward second moment / (1 - p), backward gain 1 / (1 - p). Stochastic depth
+    (DropPath) is the identity: --verify measures with it off (``verify/stochastic_depth.py``)."""
     x = ins[0]
     p = node.attrs.get("p")
-    p = float(p) if isinstance(p, (int, float)) and 0 <= p < 1 else 0.0
+    p = float(p) if isinstance(p, (int, float)) and 0 <= p < 1 and node.op != "stochastic_depth" else 0.0
     k = 1.0 / (1.0 - p)
     n = len(node.inputs)
     out = Signal(x.m * k, x.mu, x.c, x.p, x.s)
