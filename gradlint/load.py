@@ -304,7 +304,7 @@ def build_model(candidate: Candidate, materialize_limit: int, need_weights: bool
             if need_weights:
                 notes.append(
                     f"{n_params:,} parameters exceed materialize-limit ({materialize_limit:,}): "
-                    "weights not materialized, init read from the module types"
+                    "weights not materialized, init read from the init code (recorded) and the module types"
                 )
             return BuiltModel(candidate, meta_model, meta_model, False, sites, n_params, notes, *init)
     try:
