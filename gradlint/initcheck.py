@@ -14,6 +14,9 @@ two independent kinds of evidence, never one alone:
 Materialized: default = weights look default AND no init code touched the parameter AND (the
 source has no init code, or init code demonstrably ran and skipped this layer).
 Meta device (weights unknown): default = no init code touched it AND the source has no init code.
+
+On the meta device the recorder also follows the value law each init op would leave (initlaw.py),
+which the estimator uses in place of PyTorch's formulas.
 """
 
 from __future__ import annotations
