@@ -275,33 +275,36 @@ class InitRecorder:
             def __torch_function__(self, func, types, args=(), kwargs=None):
                 kwargs = kwargs or {}
                 out = func(*args, **kwargs)
-                name = getattr(func, "__name__", "")
-                if name == "__get__":
-                    if not args:
-                        pass
-                    elif isinstance(out, Tensor):
-                        # ``param.data`` / ``param.T``: remember the alias
-                        alias(args[0], out, True)
-                    elif out is True and rec.track and meta_noops:
-                        caller = sys._getframe(1)
-                        fname = meta_noops.get(caller.f_code)
-                        if fname is not None and caller.f_locals.get("tensor") is args[0]:
-                            loc = caller.f_locals
-                            kw = {k: loc[k] for k, _ in _INIT_ARGS[fname] if k in loc}
-                            record(fname, True, args[0], (), kw, caller)
-                    return out
-                if name == "detach" or name in _VIEWS:
-                    if args and isinstance(args[0], Tensor):
-                        alias(args[0], out, name == "detach")
-                    return out
-                is_init_fn = getattr(func, "__module__", None) == "torch.nn.init"
-                if is_init_fn or name == "__setitem__" or (
-                        name.endswith("_") and not name.startswith("_") and name not in _NO_VALUE_CHANGE):
-                    target = args[0] if args and isinstance(args[0], Tensor) else kwargs.get("tensor")
-                    if isinstance(target, Tensor):
-                        record(name, is_init_fn, target, args, kwargs, sys._getframe(1))
-                elif "out" in kwargs and isinstance(kwargs["out"], Tensor):
-                    record(name, False, kwargs["out"], (), {}, sys._getframe(1))
+                try:
+                    name = getattr(func, "__name__", "")
+                    if name == "__get__":
+                        if not args:
+                            pass
+                        elif isinstance(out, Tensor):
+                            # ``param.data`` / ``param.T``: remember the alias
+                            alias(args[0], out, True)
+                        elif out is True and rec.track and meta_noops:
+                            caller = sys._getframe(1)
+                            fname = meta_noops.get(caller.f_code)
+                            if fname is not None and caller.f_locals.get("tensor") is args[0]:
+                                loc = caller.f_locals
+                                kw = {k: loc[k] for k, _ in _INIT_ARGS[fname] if k in loc}
+                                record(fname, True, args[0], (), kw, caller)
+                        return out
+                    if name == "detach" or name in _VIEWS:
+                        if args and isinstance(args[0], Tensor):
+                            alias(args[0], out, name == "detach")
+                        return out
+                    is_init_fn = getattr(func, "__module__", None) == "torch.nn.init"
+                    if is_init_fn or name == "__setitem__" or (
+                            name.endswith("_") and not name.startswith("_") and name not in _NO_VALUE_CHANGE):
+                        target = args[0] if args and isinstance(args[0], Tensor) else kwargs.get("tensor")
+                        if isinstance(target, Tensor):
+                            record(name, is_init_fn, target, args, kwargs, sys._getframe(1))
+                    elif "out" in kwargs and isinstance(kwargs["out"], Tensor):
+                        record(name, False, kwargs["out"], (), {}, sys._getframe(1))
+                except Exception:  # noqa: BLE001 - bookkeeping must never break the user's build
+                    pass
                 return out
 
         self._mode = Mode()
