@@ -249,3 +249,17 @@ def test_law_math():
     assert L.clamp(cut, -0.2, 0.3) is None  # only moments known, and the clamp cuts them
     assert L.erfinv(L.uniform(-2, 1)) is None
     assert L.affine(L.normal(0, 1), 0.0).zero
+
+
+def test_meta_bound_counts_a_recorded_mean():
+    import torch
+
+    from gradlint.estimate.bound import expected_spectral_norm
+
+    # uniform_(0, 1): a rank-one mean part of norm 0.5 sqrt(64 * 32) dominates the random part
+    torch.manual_seed(0)
+    w = torch.rand(64, 32, dtype=torch.float64)
+    true = float(torch.linalg.matrix_norm(w, 2))
+    est = expected_spectral_norm(1 / 3, 64, 32, mean=0.5)
+    assert true <= est < 1.3 * true
+    assert expected_spectral_norm(0.25, 64, 32) == pytest.approx(0.5 * (8 + math.sqrt(32)))  # zero mean: as before
