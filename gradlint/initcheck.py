@@ -66,6 +66,7 @@ _METHOD_ARGS = {
     "erfinv_": (),
     "clamp_": (("min", None), ("max", None)), "clamp_min_": (("min", None),), "clamp_max_": (("max", None),),
     "copy_": (("src", None),),
+    "data=": (("src", None),),  # ``param.data = src``
 }
 _UNSET = object()
 
@@ -213,7 +214,7 @@ class InitRecorder:
                 return None if v is None else L.constant(v, via)
             if name == "zero_":
                 return L.constant(0.0, via)
-            if name == "copy_":
+            if name in ("copy_", "data="):
                 src = root_of(a[0]) if isinstance(a[0], Tensor) else None
                 return rec.laws.get(src[0]) if src is not None and not src[1] else None
             if cur is _UNSET or cur is None:  # a change to the default or an unknown law
@@ -290,6 +291,12 @@ class InitRecorder:
                                 loc = caller.f_locals
                                 kw = {k: loc[k] for k, _ in _INIT_ARGS[fname] if k in loc}
                                 record(fname, True, args[0], (), kw, caller)
+                        return out
+                    if name == "__set__":
+                        # ``param.data = t``: t's law when it is tracked, else unknown
+                        if getattr(getattr(func, "__self__", None), "__name__", None) == "data" and len(args) > 1 \
+                                and isinstance(args[0], Tensor):
+                            record("data=", False, args[0], args, {}, sys._getframe(1))
                         return out
                     if name == "detach" or name in _VIEWS:
                         if args and isinstance(args[0], Tensor):

@@ -63,6 +63,7 @@ RECIPES = {
     "copy_ from a tracked tensor": ("self.lin.weight.data.copy_(torch.empty(256, 512).normal_(0, 0.05))",
                                     "lin", 0.0, 0.05 ** 2),
     "orthogonal_": ("nn.init.orthogonal_(self.lin.weight, gain=2.0)", "lin", 0.0, 4.0 / 512),
+    ".data = tracked": ("self.lin.weight.data = torch.empty(256, 512).uniform_(-0.1, 0.1)", "lin", 0.0, 0.01 / 3),
 }
 
 
@@ -115,7 +116,8 @@ def test_the_source_names_the_recipe(write):
     "self.lin.weight.data.mul_(0.5)",  # a change to the default init
     "nn.init.normal_(self.lin.weight)\n        self.lin.weight.data.exponential_()",  # an op with no law
     "nn.init.eye_(self.lin.weight)",
-], ids=["copy_ untracked", "slice", "tensor argument", "mul_ of the default", "other op", "eye_"])
+    "nn.init.normal_(self.lin.weight)\n        self.lin.weight.data = torch.zeros(256, 512)",
+], ids=["copy_ untracked", "slice", "tensor argument", "mul_ of the default", "other op", "eye_", ".data = untracked"])
 def test_unknown_laws_fall_back_to_the_formula_and_say_so(write, code):
     from gradlint.estimate.weights import WeightSource
 
