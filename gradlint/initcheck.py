@@ -14,6 +14,9 @@ two independent kinds of evidence, never one alone:
 Materialized: default = weights look default AND no init code touched the parameter AND (the
 source has no init code, or init code demonstrably ran and skipped this layer).
 Meta device (weights unknown): default = no init code touched it AND the source has no init code.
+
+On the meta device the recorder also follows the value law each init op would leave (initlaw.py),
+which the estimator uses in place of PyTorch's formulas.
 """
 
 from __future__ import annotations
@@ -26,61 +29,289 @@ from typing import Any, Callable
 
 from .graph import Location
 
+# In-place ops that mark a tensor no init had touched yet (parameters: any in-place op).
 _INPLACE_INIT = frozenset({
     "normal_", "uniform_", "fill_", "zero_", "copy_", "exponential_", "geometric_", "log_normal_",
     "cauchy_", "random_", "bernoulli_", "erfinv_", "mul_", "add_", "div_", "clamp_", "set_",
     "orthogonal_", "trunc_normal_",
 })
+# In-place methods that change no values.
+_NO_VALUE_CHANGE = frozenset({"requires_grad_", "share_memory_", "retain_grad", "detach_", "pin_memory_", "record_stream"})
+# Ops whose result aliases (part of) their input.
+_VIEWS = frozenset({
+    "view", "view_as", "reshape", "reshape_as", "t", "transpose", "swapaxes", "permute", "flatten", "unflatten",
+    "squeeze", "unsqueeze", "expand", "expand_as", "movedim", "narrow", "select", "__getitem__", "diagonal",
+    "as_strided", "unfold", "split", "chunk", "unbind", "tensor_split",
+})
+# nn.init functions: the arguments after the tensor, with defaults.
+_INIT_ARGS = {
+    "uniform_": (("a", 0.0), ("b", 1.0)),
+    "normal_": (("mean", 0.0), ("std", 1.0)),
+    "trunc_normal_": (("mean", 0.0), ("std", 1.0), ("a", -2.0), ("b", 2.0)),
+    "constant_": (("val", None),),
+    "zeros_": (), "ones_": (),
+    "xavier_uniform_": (("gain", 1.0),), "xavier_normal_": (("gain", 1.0),),
+    "kaiming_uniform_": (("a", 0.0), ("mode", "fan_in"), ("nonlinearity", "leaky_relu")),
+    "kaiming_normal_": (("a", 0.0), ("mode", "fan_in"), ("nonlinearity", "leaky_relu")),
+    "orthogonal_": (("gain", 1.0),),
+}
+# Tensor methods: the arguments after self, with defaults.
+_METHOD_ARGS = {
+    "normal_": (("mean", 0.0), ("std", 1.0)),
+    "uniform_": (("from", 0.0), ("to", 1.0)),
+    "fill_": (("value", None),),
+    "zero_": (),
+    "mul_": (("other", None),), "div_": (("other", None),),
+    "add_": (("other", None),), "sub_": (("other", None),),
+    "erfinv_": (),
+    "clamp_": (("min", None), ("max", None)), "clamp_min_": (("min", None),), "clamp_max_": (("max", None),),
+    "copy_": (("src", None),),
+    "data=": (("src", None),),  # ``param.data = src``
+}
+_UNSET = object()
+
+
+def _bind(spec: tuple, args: tuple, kwargs: dict) -> list[Any]:
+    """The arguments after the tensor (args[0] or kwargs["tensor"])."""
+    rest = args[1:] if args else ()
+    return [rest[i] if i < len(rest) else kwargs.get(k, d) for i, (k, d) in enumerate(spec)]
+
+
+def _number(x: Any) -> float | None:
+    """A Python number (a tensor-valued argument is unknown)."""
+    return float(x) if isinstance(x, (int, float)) else None
 
 
 class InitRecorder:
-    """A TorchFunctionMode active while the model is built: which tensors did init code touch?"""
+    """A TorchFunctionMode active while the model is built: which tensors did init code touch, and
+    (``laws=True``, the meta build) what value law did it leave in each?
 
-    def __init__(self) -> None:
+    The law (``initlaw.Law``) follows the op sequence per parameter, through ``.data``/``detach``
+    and view aliases: ``normal_``/``uniform_``/``fill_``/``zero_`` and the nn.init functions set
+    it, scalar ``mul_``/``div_``/``add_``/``sub_`` transform it, ``erfinv_`` after a ``uniform_``
+    inside [-1, 1] makes a truncated normal, ``clamp_`` clips it, ``copy_`` copies a tracked
+    tensor's. Any other in-place op, a tensor-valued argument, a write through a partial view or a
+    copy from an untracked tensor makes it unknown (None). Ops inside torch's own
+    ``reset_parameters`` forget it: the default formula is right again.
+    """
+
+    def __init__(self, laws: bool = False) -> None:
         self.touched: set[int] = set()  # ids of tensors (parameters or their .data aliases)
         self.alias: dict[int, int] = {}  # id(param.data) -> id(param)
+        self.partial: set[int] = set()  # aliases that view only part of their root
         self.saw_custom_init = False
+        self.track = laws
+        self.laws: dict[int, Any] = {}  # root id -> initlaw.Law, or None when unknown
+        self._roots: dict[int, Any] = {}  # root id -> the tensor (kept: ids must not be reused)
         self._mode = None
         self._keep: list[Any] = []
 
     def __enter__(self) -> "InitRecorder":
         import torch
+        import torch.nn.init as tinit
         from torch.overrides import TorchFunctionMode
 
         torch_dir = os.path.dirname(torch.__file__) + os.sep
         modules_dir = os.path.join(torch_dir, "nn", "modules") + os.sep
+        init_file = tinit.__file__
+        resets = ("reset_parameters", "_reset_parameters", "__init__")
         rec = self
+        Tensor, Parameter = torch.Tensor, torch.nn.Parameter
+        # nn.init functions that return at once on the meta device (no op to see): they are
+        # recognised by their frame when they ask ``tensor.is_meta``.
+        meta_noops = {}
+        for fname, code_of in (("trunc_normal_", "_no_grad_trunc_normal_"), ("orthogonal_", "orthogonal_")):
+            fn = getattr(tinit, code_of, None)
+            if fn is not None and hasattr(fn, "__code__"):
+                meta_noops[fn.__code__] = fname
 
-        def from_default_reset() -> bool:
-            # torch's own reset_parameters / __init__ in torch/nn/modules: the default init.
-            f = sys._getframe(2)
+        def context(f: Any) -> tuple[bool, str]:
+            """From the frame that called the op: (inside torch's default init?, the nn.init function)."""
+            via = ""
             while f is not None:
-                fn = f.f_code.co_filename
-                if fn.startswith(modules_dir) and f.f_code.co_name in ("reset_parameters", "_reset_parameters", "__init__"):
-                    return True
-                if not fn.startswith(torch_dir) and not fn.startswith(_GRADLINT):
-                    return False
+                code = f.f_code
+                fn = code.co_filename
+                if fn == init_file:
+                    if not code.co_name.startswith("_"):
+                        via = code.co_name
+                elif fn.startswith(modules_dir) and code.co_name in resets:
+                    return True, ""
+                elif not fn.startswith(torch_dir) and not fn.startswith(_GRADLINT):
+                    return False, via
                 f = f.f_back
-            return False
+            return False, via
+
+        def root_of(t: Any) -> tuple[int, bool] | None:
+            """(root id, partial view?) of a parameter, an alias of one or a tracked tensor."""
+            tid = id(t)
+            root = rec.alias.get(tid)
+            if root is not None:
+                return root, tid in rec.partial
+            if isinstance(t, Parameter) or tid in rec.laws:
+                return tid, False
+            return None
+
+        def alias(src: Any, out: Any, always: bool = False) -> None:
+            r = root_of(src)
+            if r is None:
+                if not always:
+                    return
+                r = (id(src), False)
+            if rec.track and r[0] == id(src):
+                rec._roots.setdefault(r[0], src)
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            for o in outs:
+                if isinstance(o, Tensor) and o is not src:
+                    rec.alias[id(o)] = r[0]
+                    if r[1] or len(outs) > 1 or o.numel() != src.numel():
+                        rec.partial.add(id(o))
+                    rec._keep.append(o)
+
+        def record(name: str, is_init_fn: bool, target: Any, args: tuple, kwargs: dict, caller: Any) -> None:
+            r = root_of(target)
+            if r is None:
+                # a tensor no init touched yet: a parameter's future source (copy_), or a buffer
+                if not is_init_fn and name not in _INPLACE_INIT:
+                    return
+                r = (id(target), False)
+            root, partial = r
+            default, via = context(caller)
+            if default:
+                if rec.track:
+                    rec.laws.pop(root, None)
+                return
+            rec.touched.add(root)
+            rec.saw_custom_init = True
+            if not rec.track:
+                return
+            if root == id(target):
+                rec._roots.setdefault(root, target)
+            if partial:
+                rec.laws[root] = None
+                return
+            try:
+                law = (init_law(name, target, args, kwargs) if is_init_fn
+                       else method_law(name, target, args, kwargs, rec.laws.get(root, _UNSET), via))
+            except Exception:  # noqa: BLE001 - odd arguments: unknown, never a failed build
+                law = None
+            rec.laws[root] = law
+
+        def method_law(name: str, target: Any, args: tuple, kwargs: dict, cur: Any, via: str) -> Any:
+            from . import initlaw as L
+
+            spec = _METHOD_ARGS.get(name)
+            if spec is None:
+                return None
+            a = _bind(spec, args, kwargs)
+            if name == "normal_":
+                mean, std = _number(a[0]), _number(a[1])
+                return None if mean is None or std is None else L.normal(mean, std, via=via)
+            if name == "uniform_":
+                lo, hi = _number(a[0]), _number(a[1])
+                return None if lo is None or hi is None else L.uniform(lo, hi, via)
+            if name == "fill_":
+                v = _number(a[0])
+                return None if v is None else L.constant(v, via)
+            if name == "zero_":
+                return L.constant(0.0, via)
+            if name in ("copy_", "data="):
+                src = root_of(a[0]) if isinstance(a[0], Tensor) else None
+                return rec.laws.get(src[0]) if src is not None and not src[1] else None
+            if cur is _UNSET or cur is None:  # a change to the default or an unknown law
+                return None
+            if name == "erfinv_":
+                return L.erfinv(cur)
+            if name in ("clamp_", "clamp_min_", "clamp_max_"):
+                lo = a[0] if name != "clamp_max_" else None
+                hi = a[1] if name == "clamp_" else (a[0] if name == "clamp_max_" else None)
+                if (lo is not None and _number(lo) is None) or (hi is not None and _number(hi) is None):
+                    return None
+                return L.clamp(cur, lo, hi)
+            v = _number(a[0])
+            if v is None or kwargs.get("rounding_mode") is not None:
+                return None
+            if name == "mul_":
+                return L.affine(cur, v)
+            if name == "div_":
+                return L.affine(cur, 1.0 / v) if v else None
+            alpha = _number(kwargs.get("alpha", 1))
+            if alpha is None:
+                return None
+            return L.affine(cur, 1.0, v * alpha if name == "add_" else -v * alpha)
+
+        def init_law(name: str, target: Any, args: tuple, kwargs: dict) -> Any:
+            from . import initlaw as L
+
+            spec = _INIT_ARGS.get(name)
+            if spec is None:
+                return None
+            a = _bind(spec, args, kwargs)
+            if name in ("uniform_", "normal_", "trunc_normal_", "constant_", "xavier_uniform_", "xavier_normal_",
+                        "orthogonal_") and any(_number(x) is None for x in a):
+                return None
+            if name == "uniform_":
+                return L.uniform(a[0], a[1])
+            if name == "normal_":
+                return L.normal(a[0], a[1])
+            if name == "trunc_normal_":
+                return L.normal(a[0], a[1], a[2], a[3])
+            if name in ("constant_", "zeros_", "ones_"):
+                return L.constant(a[0] if name == "constant_" else float(name == "ones_"))
+            if name == "orthogonal_":
+                rows, n = target.shape[0], target.numel()
+                g = abs(a[0])
+                # (semi-)orthogonal rows or columns: the squares sum to min(rows, cols)
+                return L.Law("moments", 0.0, g * g / max(rows, n // max(rows, 1)), -g, g, via=name)
+            fan_in, fan_out = tinit._calculate_fan_in_and_fan_out(target)
+            if name.startswith("xavier"):
+                std = a[0] * math.sqrt(2.0 / float(fan_in + fan_out))
+            else:
+                fan = fan_in if a[1] == "fan_in" else fan_out
+                std = tinit.calculate_gain(a[2], a[0]) / math.sqrt(fan)
+            if name.endswith("uniform_"):
+                return L.uniform(-math.sqrt(3.0) * std, math.sqrt(3.0) * std, name)
+            return L.normal(0.0, std, via=name)
 
         class Mode(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                name = getattr(func, "__name__", "")
-                if name == "__get__" and args and isinstance(out, torch.Tensor):
-                    # ``param.data`` / ``param.detach()``: remember the alias
-                    src = id(args[0])
-                    rec.alias[id(out)] = rec.alias.get(src, src)
-                    rec._keep.append(out)
-                elif name == "detach" and args and isinstance(out, torch.Tensor):
-                    src = id(args[0])
-                    rec.alias[id(out)] = rec.alias.get(src, src)
-                    rec._keep.append(out)
-                elif name in _INPLACE_INIT and args and isinstance(args[0], torch.Tensor):
-                    if not from_default_reset():
-                        target = id(args[0])
-                        rec.touched.add(rec.alias.get(target, target))
-                        rec.saw_custom_init = True
+                kwargs = kwargs or {}
+                out = func(*args, **kwargs)
+                try:
+                    name = getattr(func, "__name__", "")
+                    if name == "__get__":
+                        if not args:
+                            pass
+                        elif isinstance(out, Tensor):
+                            # ``param.data`` / ``param.T``: remember the alias
+                            alias(args[0], out, True)
+                        elif out is True and rec.track and meta_noops:
+                            caller = sys._getframe(1)
+                            fname = meta_noops.get(caller.f_code)
+                            if fname is not None and caller.f_locals.get("tensor") is args[0]:
+                                loc = caller.f_locals
+                                kw = {k: loc[k] for k, _ in _INIT_ARGS[fname] if k in loc}
+                                record(fname, True, args[0], (), kw, caller)
+                        return out
+                    if name == "__set__":
+                        # ``param.data = t``: t's law when it is tracked, else unknown
+                        if getattr(getattr(func, "__self__", None), "__name__", None) == "data" and len(args) > 1 \
+                                and isinstance(args[0], Tensor):
+                            record("data=", False, args[0], args, {}, sys._getframe(1))
+                        return out
+                    if name == "detach" or name in _VIEWS:
+                        if args and isinstance(args[0], Tensor):
+                            alias(args[0], out, name == "detach")
+                        return out
+                    is_init_fn = getattr(func, "__module__", None) == "torch.nn.init"
+                    if is_init_fn or name == "__setitem__" or (
+                            name.endswith("_") and not name.startswith("_") and name not in _NO_VALUE_CHANGE):
+                        target = args[0] if args and isinstance(args[0], Tensor) else kwargs.get("tensor")
+                        if isinstance(target, Tensor):
+                            record(name, is_init_fn, target, args, kwargs, sys._getframe(1))
+                    elif "out" in kwargs and isinstance(kwargs["out"], Tensor):
+                        record(name, False, kwargs["out"], (), {}, sys._getframe(1))
+                except Exception:  # noqa: BLE001 - bookkeeping must never break the user's build
+                    pass
                 return out
 
         self._mode = Mode()
@@ -93,6 +324,12 @@ class InitRecorder:
 
     def touched_names(self, model: Any) -> set[str]:
         return {name for name, p in model.named_parameters() if id(p) in self.touched}
+
+    def laws_by_name(self, model: Any) -> dict[str, Any]:
+        """Parameter name -> the law init code left (initlaw.Law), or None where unknown; parameters
+        no init code touched (or whose last init was torch's default) are absent."""
+        return {name: self.laws[id(p)] for name, p in model.named_parameters()
+                if id(p) in self.laws and self._roots.get(id(p)) is p}
 
 
 _GRADLINT = os.path.dirname(os.path.abspath(__file__)) + os.sep

@@ -254,6 +254,9 @@ class BuiltModel:
     notes: list[str] = field(default_factory=list)
     init_touched: set[str] = field(default_factory=set)  # parameters init code touched while building
     saw_custom_init: bool = False
+    # meta builds: parameter -> the value law init code left in it (initlaw.Law), None when unknown;
+    # absent when no init code touched it (or torch's default init came last). None: not recorded.
+    init_laws: dict[str, Any] | None = None
 
 
 def build_model(candidate: Candidate, materialize_limit: int, need_weights: bool = True,
@@ -270,7 +273,8 @@ def build_model(candidate: Candidate, materialize_limit: int, need_weights: bool
     from .provenance import ConstructionRecorder
 
     def construct(dev: str):
-        with ConstructionRecorder() as rec, torch.device(dev), user_stdout_to_stderr(), InitRecorder() as irec:
+        with ConstructionRecorder() as rec, torch.device(dev), user_stdout_to_stderr(), \
+                InitRecorder(laws=dev == "meta") as irec:
             obj = call_factory(candidate)
         if not isinstance(obj, nn.Module):
             raise StageError(
@@ -281,7 +285,7 @@ def build_model(candidate: Candidate, materialize_limit: int, need_weights: bool
         sites = {name: rec.sites.get(m) for name, m in obj.named_modules()}
         # The root was made by gradlint's call, not the user's code: point at its definition.
         sites[""] = candidate.location
-        init = (irec.touched_names(obj), irec.saw_custom_init)
+        init = (irec.touched_names(obj), irec.saw_custom_init, irec.laws_by_name(obj) if irec.track else None)
         return obj, {k: v for k, v in sites.items() if v is not None}, init
 
     notes: list[str] = []
@@ -300,7 +304,7 @@ def build_model(candidate: Candidate, materialize_limit: int, need_weights: bool
             if need_weights:
                 notes.append(
                     f"{n_params:,} parameters exceed materialize-limit ({materialize_limit:,}): "
-                    "weights not materialized, init read from the module types"
+                    "weights not materialized, init read from the init code (recorded) and the module types"
                 )
             return BuiltModel(candidate, meta_model, meta_model, False, sites, n_params, notes, *init)
     try:

@@ -44,9 +44,12 @@ def spectral_norm(tensor: Any, rows: int, taps: int = 1, iterations: int = 12) -
         return float(sigma.sum())
 
 
-def expected_spectral_norm(second: float, rows: int, cols: int, taps: int = 1) -> float:
-    """||W||_2 of a rows x cols random matrix with entries of second moment ``second``, per tap."""
-    return taps * math.sqrt(max(second, 0.0)) * (math.sqrt(rows) + math.sqrt(cols))
+def expected_spectral_norm(second: float, rows: int, cols: int, taps: int = 1, mean: float = 0.0) -> float:
+    """||W||_2 of a rows x cols random matrix with entries of second moment ``second``, per tap: the
+    random part's sqrt(var) (sqrt(rows) + sqrt(cols)) plus the constant part's |mean| sqrt(rows cols)
+    (a recorded init such as ``fill_(0.1)`` or ``uniform_(0, 1)`` has one)."""
+    var = max(second - mean * mean, 0.0)
+    return taps * (math.sqrt(var) * (math.sqrt(rows) + math.sqrt(cols)) + abs(mean) * math.sqrt(rows * cols))
 
 
 def _resolve(lip: list[float] | Callable[[], list[float]] | None, n: int) -> list[float]:

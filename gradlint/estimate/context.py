@@ -58,7 +58,8 @@ class Context:
                 else:
                     st = self.weights.stats(name)
                     cols = max(1, shape[1] // max(taps, 1))
-                    self._spectral[name] = expected_spectral_norm(st.second, shape[0], cols, taps) if st else math.inf
+                    self._spectral[name] = expected_spectral_norm(st.second, shape[0], cols, taps,
+                                                                  st.mean) if st else math.inf
             return self._spectral[name]
 
         return value

@@ -37,7 +37,8 @@ def estimate_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report
     config = session.config
     graph = ctx.graph
     try:
-        weights = WeightSource(built.model, built.materialized, set(built.init_touched or ()))
+        weights = WeightSource(built.model, built.materialized, set(built.init_touched or ()),
+                               getattr(built, "init_laws", None))
         batch, inputs, source = input_statistics(graph, built, loaded, example, config)
         est = estimate_graph(graph, weights, batch, inputs)
     except StageError:

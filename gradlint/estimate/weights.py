@@ -1,6 +1,8 @@
 """Weight statistics: measured from the tensors when the model is materialized (so a custom init is
-seen), else from the init formulas of PyTorch's modules (estimator.md, "PyTorch's default
-initializations") when it was built on the meta device.
+seen), else, when it was built on the meta device, from the value law the init code left in each
+parameter (``initcheck.InitRecorder``: ``normal_(std=0.01)``, ``zeros_``...) or, where no init code
+ran, from the init formulas of PyTorch's modules (estimator.md, "PyTorch's default
+initializations").
 """
 
 from __future__ import annotations
@@ -38,10 +40,14 @@ def fan_in(shape: tuple[int, ...]) -> int:
 class WeightSource:
     """Statistics of the model's parameters by canonical name (``named_parameters()``)."""
 
-    def __init__(self, model: Any, materialized: bool, touched: set[str] | None = None) -> None:
+    def __init__(self, model: Any, materialized: bool, touched: set[str] | None = None,
+                 laws: dict[str, Any] | None = None) -> None:
         self.model = model
         self.materialized = materialized
         self.touched = touched or set()
+        # recorded while building on meta: name -> initlaw.Law (None: unknown); a touched name that
+        # is absent had torch's default init last. None: not recorded (touched is all we know).
+        self.laws = laws
         self._params = dict(model.named_parameters())
         by_id = {id(p): name for name, p in self._params.items()}
         # canonical parameter name -> (owning module, local name); a tied parameter counts once
@@ -105,8 +111,14 @@ class WeightSource:
         parent = self._modules.get(mod_name.rpartition(".")[0]) if mod_name else None
         is_weight = local.startswith("weight") or local.endswith("proj_weight")
 
+        law = self.laws.get(name) if self.laws else None
+        if law is not None:
+            # the init code's own law beats any formula (a row block of it has the same law)
+            return TensorStats(shape, law.second, law.mean, law.zero, False, f"recorded init: {law.describe()}")
+        unknown = name in self.touched and (self.laws is None or name in self.laws)
+
         def out(second: float, mean: float = 0.0, how: str = "") -> TensorStats:
-            if name in self.touched:
+            if unknown:
                 self.unknown.append(name)
                 how = f"{how}; initialization code touched it, its values are unknown on the meta device"
             return TensorStats(shape, second, mean, second == 0.0 and mean == 0.0, False, how)
