@@ -35,6 +35,46 @@ def drop_path(x, drop_prob, training):
     return x * random_tensor
 
 
+class Attention(nn.Module):
+    def __init__(self, d, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(b, t, d))
+
+
+class LayerScale(nn.Module):
+    def __init__(self, d, init):
+        super().__init__()
+        self.gamma = nn.Parameter(init * torch.ones(d))
+
+    def forward(self, x):
+        return x * self.gamma
+
+
+class ScaledBlock(nn.Module):
+    # a pre-LN ViT block with LayerScale (DeiT-III, DINOv2, CaiT)
+
+    def __init__(self, d, init):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d, eps=1e-6)
+        self.attn = Attention(d)
+        self.ls1 = LayerScale(d, init)
+        self.norm2 = nn.LayerNorm(d, eps=1e-6)
+        self.mlp = Mlp(d)
+        self.ls2 = LayerScale(d, init)
+
+    def forward(self, x):
+        x = x + self.ls1(self.attn(self.norm1(x)))
+        return x + self.ls2(self.mlp(self.norm2(x)))
+
+
 class Mlp(nn.Module):
     def __init__(self, d):
         super().__init__()
@@ -120,6 +160,79 @@ class Net(nn.Module):
 
 def example_inputs():
     return (torch.randn(16, 12, 16),)
+""", 0.3),
+    # a class token in front of the patch tokens, the output reading only it (x[:, 0]), blocks
+    # behind LayerScale 1e-5: the patch embedding gets its gradient only through attention, and
+    # a tiny class token (DeiT-III draws it with std 1e-6) has LayerNorm gains of its own (the
+    # stream average said healthy 1.1 vs 0.04 measured on DeiT-III, 4.6e5 vs 0.12 on DINOv2)
+    "class_token_layerscale": ("""
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.patch_embed = nn.Linear(48, 64)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, 64) * 1e-3)
+        self.pos_embed = nn.Parameter(torch.randn(1, 16, 64) * 0.02)
+        self.blocks = nn.ModuleList([ScaledBlock(64, 1e-5) for _ in range(4)])
+        self.norm = nn.LayerNorm(64, eps=1e-6)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.patch_embed(x) + self.pos_embed
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        for b in self.blocks:
+            x = b(x)
+        return self.head(self.norm(x)[:, 0])
+
+
+def example_inputs():
+    return (torch.randn(16, 16, 48),)
+""", 0.3),
+    # CaiT: the class token has a stream of its own, concatenated in front of the patch tokens
+    # for each class-attention block, and the head reads it (1.1 estimated vs 3.9e-6 measured)
+    "class_attention_stream": ("""
+class ClassAttnBlock(nn.Module):
+    def __init__(self, d, init):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d, eps=1e-6)
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.proj = nn.Linear(d, d)
+        self.gamma1 = nn.Parameter(init * torch.ones(d))
+        self.norm2 = nn.LayerNorm(d, eps=1e-6)
+        self.mlp = Mlp(d)
+        self.gamma2 = nn.Parameter(init * torch.ones(d))
+
+    def forward(self, x, cls):
+        u = self.norm1(torch.cat((cls, x), dim=1))
+        q = self.q(u[:, :1])
+        k, v = self.kv(u).chunk(2, -1)
+        cls = cls + self.gamma1 * self.proj(F.scaled_dot_product_attention(q, k, v))
+        return cls + self.gamma2 * self.mlp(self.norm2(cls))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.patch_embed = nn.Linear(48, 64)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, 64) * 0.02)
+        self.blocks = nn.ModuleList([ScaledBlock(64, 1e-5) for _ in range(4)])
+        self.cls_blocks = nn.ModuleList([ClassAttnBlock(64, 1e-5) for _ in range(2)])
+        self.norm = nn.LayerNorm(64, eps=1e-6)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        for b in self.blocks:
+            x = b(x)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        for b in self.cls_blocks:
+            cls = b(x, cls)
+        x = self.norm(torch.cat((cls, x), dim=1))
+        return self.head(x[:, 0])
+
+
+def example_inputs():
+    return (torch.randn(16, 16, 48),)
 """, 0.3),
 }
 

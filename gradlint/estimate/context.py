@@ -27,6 +27,10 @@ class Context:
     # add node -> (index of its skip input, factor): set by the activation after a residual add
     # (handlers/activation.py), read by the add's backward
     skip_boost: dict[int, tuple[int, float]] = field(default_factory=dict)
+    # node -> the prefix tokens' part of its output (class/register tokens, prefix.py)
+    prefix: dict[int, Any] = field(default_factory=dict)
+    # node -> indices of its inputs that read only the prefix tokens (``x[:, 0]``)
+    prefix_reads: dict[int, list[int]] = field(default_factory=dict)
     _spectral: dict[str, float] = field(default_factory=dict)
     _readers: list[list[tuple[int, Any]]] | None = None
 
