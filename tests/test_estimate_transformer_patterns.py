@@ -280,3 +280,72 @@ def test_zoo_pattern_matches_measurement(name, tmp_path):
     assert abs(math.log10(e0 / m0)) < 2 * tolerance, pairs  # the attenuation itself
     assert model.summary.verdict == model.summary.measured_verdict or model.summary.measured_verdict is None
     assert model.details["estimate"]["unhandled"] == []
+
+
+# hand-written attention with timm's attn_drop (p = 0) between the softmax and ``@ v``: the product
+# is still an average of v's rows, so the part v's tokens share survives it (the dropout hid the
+# softmax and the product was taken as one of independent tensors: Swin's attn.proj 0.6-0.8
+# decades low)
+HAND_ATTENTION = """
+class HandAttention(nn.Module):
+    def __init__(self, d, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(d, 3 * d)
+        self.attn_drop = nn.Dropout(0.0)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = (q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5
+        x = self.attn_drop(attn.softmax(-1)) @ v
+        return self.proj(x.transpose(1, 2).reshape(b, t, d))
+
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d)
+        self.attn = HandAttention(d)
+        self.norm2 = nn.LayerNorm(d)
+        self.mlp = Mlp(d)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(16, 64)
+        self.blocks = nn.ModuleList([Block(64) for _ in range(3)])
+        self.norm = nn.LayerNorm(64)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.embed(x)
+        for b in self.blocks:
+            x = b(x)
+        return self.head(self.norm(x))
+
+
+def example_inputs():
+    # an offset shared by every token (what biases and GELU means leave in a residual stream)
+    return (torch.randn(16, 16, 16) + 3.0,)
+"""
+
+
+def test_attention_dropout_does_not_hide_the_softmax(tmp_path):
+    ratios = []
+    for name, use in (("plain", "attn.softmax(-1)"), ("dropout", "self.attn_drop(attn.softmax(-1))")):
+        path = tmp_path / f"hand_attention_{name}.py"
+        source = HAND_ATTENTION.replace("self.attn_drop(attn.softmax(-1))", use)
+        path.write_text(HEADER + source, encoding="utf-8")
+        model = analyze_path(path, select=["GL2"]).models[0]
+        ratios.append([ly.estimate["grad_ratio"] for ly in model.layers])
+    plain, dropped = ratios
+    assert len(plain) == len(dropped)
+    for a, b in zip(plain, dropped):
+        assert math.isclose(a, b, rel_tol=1e-9), (plain, dropped)

@@ -294,6 +294,19 @@ def embedding(node, ins, ctx) -> Step:
                 info={"init": w.source})
 
 
+def _softmax_behind(ctx, node) -> bool:
+    """Whether the left operand is softmax probabilities, possibly through attention dropout
+    (timm's ``attn_drop``, an identity at p = 0, sits between the softmax and ``@ v``)."""
+    src = ctx.producer(node, 0)
+    for _ in range(4):
+        if src.kind == g.SOFTMAX:
+            return True
+        if not src.inputs or not (src.kind == g.DROPOUT or (src.kind == g.ACTIVATION and src.op == "identity")):
+            return False
+        src = ctx.graph[src.inputs[0]]
+    return False
+
+
 @handles(g.MATMUL)
 def matmul(node, ins, ctx) -> Step:
     """y = a @ b of two activations (attention scores, probs @ v): n = the contracted size."""
@@ -306,7 +319,7 @@ def matmul(node, ins, ctx) -> Step:
     n = sa[-1]
     rows = sa[-2] if len(sa) >= 2 else 1
     # softmax rows sum to one: their mean (1/n) makes the product an average of b's rows
-    from_softmax = ctx.producer(node, 0).kind == g.SOFTMAX
+    from_softmax = _softmax_behind(ctx, node)
     cross_b = b.p if from_softmax else b.mu * b.mu
     m = n * a.m * b.m + n * (n - 1) * (a.mu * a.mu) * cross_b
     out = Signal(m, n * a.mu * b.mu, n * a.c * b.c, n * a.p * b.p + n * (n - 1) * a.mu * a.mu * cross_b).clean()
