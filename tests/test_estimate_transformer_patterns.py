@@ -234,6 +234,36 @@ class Net(nn.Module):
 def example_inputs():
     return (torch.randn(16, 16, 48),)
 """, 0.3),
+    # Gemma's word embedding: an nn.Embedding subclass whose forward multiplies by a constant
+    # buffer (sqrt(hidden_size)), read from its code (the embedding was 0.8 decades low)
+    "scaled_embedding": ("""
+class ScaledEmbedding(nn.Embedding):
+    def __init__(self, n, d, scale):
+        super().__init__(n, d)
+        self.scalar_embed_scale = scale
+        self.register_buffer("embed_scale", torch.tensor(scale), persistent=False)
+
+    def forward(self, ids):
+        return super().forward(ids) * self.embed_scale.to(self.weight.dtype)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = ScaledEmbedding(100, 64, 8.0)
+        with torch.no_grad():
+            self.embed.weight.normal_(0.0, 0.02)
+        self.fc1 = nn.Linear(64, 64)
+        self.fc2 = nn.Linear(64, 64)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, ids):
+        return self.head(torch.tanh(self.fc2(torch.tanh(self.fc1(self.embed(ids))))))
+
+
+def example_inputs():
+    return (torch.randint(0, 100, (16, 12)),)
+""", 0.3),
 }
 
 

@@ -83,7 +83,8 @@ def _module_table() -> list[tuple[type, Callable[[Any], Classified]]]:
         (nn.Bilinear, lambda m: Classified(g.LINEAR, "bilinear", _attrs(m, "in1_features", "in2_features", "out_features"))),
         (nn.modules.conv._ConvTransposeNd, conv_t),
         (nn.modules.conv._ConvNd, conv),
-        (nn.Embedding, lambda m: Classified(g.EMBEDDING, "embedding", _attrs(m, "num_embeddings", "embedding_dim", "padding_idx"))),
+        (nn.Embedding, lambda m: Classified(g.EMBEDDING, "embedding", {
+            **_attrs(m, "num_embeddings", "embedding_dim", "padding_idx"), **_output_scale(m, nn.Embedding)})),
         (nn.EmbeddingBag, lambda m: Classified(g.EMBEDDING, "embedding_bag", _attrs(m, "num_embeddings", "embedding_dim", "mode"))),
         (nn.RNNBase, lambda m: Classified(g.RECURRENT, m.mode.lower(), _attrs(m, *rnn_fields))),
         (nn.RNNCellBase, lambda m: Classified(g.RECURRENT, type(m).__name__.lower(), _attrs(m, "input_size", "hidden_size", "nonlinearity"))),
@@ -183,6 +184,32 @@ def classify_module(module: Any) -> Classified | None:
                     attrs["scale_offset"] = 1.0
             return Classified(cls_.kind, cls_.op, attrs)
     return None
+
+
+# ``super().forward(x) * self.embed_scale``: a subclass scaling its output by a constant attribute
+_OUTPUT_SCALE = re.compile(r"super\(\)\.forward\([^)]*\)\s*\*\s*self\.(\w+)")
+
+
+def _output_scale(module: Any, base: type) -> dict[str, float]:
+    """{"output_scale": s} for a subclass whose forward multiplies the base's output by a constant
+    attribute (Gemma's scaled word embedding: sqrt(hidden_size)), read from its code."""
+    cls = type(module)
+    if cls.forward is base.forward:
+        return {}
+    import inspect
+
+    try:
+        match = _OUTPUT_SCALE.search(inspect.getsource(cls.forward))
+    except (OSError, TypeError):
+        return {}
+    name = match.group(1) if match else None
+    value = getattr(module, name, None) if name else None
+    if getattr(value, "numel", None) is not None and value.numel() == 1:
+        if value.is_meta:  # a buffer on the meta device: the same number kept as a plain float
+            value = next((v for k, v in vars(module).items() if k.endswith(name) and isinstance(v, float)), None)
+        else:
+            value = float(value)
+    return {"output_scale": float(value)} if isinstance(value, (int, float)) and not isinstance(value, bool) else {}
 
 
 # ``x * (1 + self.weight)``: the scale is one plus a zero-initialized parameter (Gemma's RMSNorm,

@@ -285,9 +285,13 @@ def embedding(node, ins, ctx) -> Step:
     rows = w.shape[0] if w.shape else 1
     var_row_mean = max(w.second - w.mean ** 2, 0.0) / max(rows, 1)
     out = Signal(w.second * bag, w.mean, w.mean ** 2 + var_row_mean, w.mean ** 2 + var_row_mean).clean()
+    scale = node.attrs.get("output_scale")
+    s2 = float(scale) ** 2 if isinstance(scale, (int, float)) else 1.0
+    if s2 != 1.0:  # a subclass scaling its rows (Gemma: sqrt(hidden_size))
+        out = out.scaled(s2, float(scale))
     wname = ctx.param_name(node, "weight")
     n = len(node.inputs)
-    per_row = bag if bag < 1 else 1.0
+    per_row = (bag if bag < 1 else 1.0) * s2
 
     return Step(out, lambda grad: [Grad(0.0)] * n, cause="weights",
                 weight_grads=lambda grad: {wname: grad.g * per_row}, lipschitz=[0.0] * n,
