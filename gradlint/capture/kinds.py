@@ -83,7 +83,8 @@ def _module_table() -> list[tuple[type, Callable[[Any], Classified]]]:
         (nn.Bilinear, lambda m: Classified(g.LINEAR, "bilinear", _attrs(m, "in1_features", "in2_features", "out_features"))),
         (nn.modules.conv._ConvTransposeNd, conv_t),
         (nn.modules.conv._ConvNd, conv),
-        (nn.Embedding, lambda m: Classified(g.EMBEDDING, "embedding", _attrs(m, "num_embeddings", "embedding_dim", "padding_idx"))),
+        (nn.Embedding, lambda m: Classified(g.EMBEDDING, "embedding", {
+            **_attrs(m, "num_embeddings", "embedding_dim", "padding_idx"), **_output_scale(m, nn.Embedding)})),
         (nn.EmbeddingBag, lambda m: Classified(g.EMBEDDING, "embedding_bag", _attrs(m, "num_embeddings", "embedding_dim", "mode"))),
         (nn.RNNBase, lambda m: Classified(g.RECURRENT, m.mode.lower(), _attrs(m, *rnn_fields))),
         (nn.RNNCellBase, lambda m: Classified(g.RECURRENT, type(m).__name__.lower(), _attrs(m, "input_size", "hidden_size", "nonlinearity"))),
@@ -184,8 +185,55 @@ def classify_module(module: Any) -> Classified | None:
             if cls_.kind == g.NORM:
                 attrs = _attrs(module, "eps", "normalized_shape", "num_groups")
                 attrs["library_class"] = type(module).__name__
+                if _offset_scale(type(module)):
+                    attrs["scale_offset"] = 1.0
             return Classified(cls_.kind, cls_.op, attrs)
     return None
+
+
+# ``super().forward(x) * self.embed_scale``: a subclass scaling its output by a constant attribute
+_OUTPUT_SCALE = re.compile(r"super\(\)\.forward\([^)]*\)\s*\*\s*self\.(\w+)")
+
+
+def _output_scale(module: Any, base: type) -> dict[str, float]:
+    """{"output_scale": s} for a subclass whose forward multiplies the base's output by a constant
+    attribute (Gemma's scaled word embedding: sqrt(hidden_size)), read from its code."""
+    cls = type(module)
+    if cls.forward is base.forward:
+        return {}
+    import inspect
+
+    try:
+        match = _OUTPUT_SCALE.search(inspect.getsource(cls.forward))
+    except (OSError, TypeError):
+        return {}
+    name = match.group(1) if match else None
+    value = getattr(module, name, None) if name else None
+    if getattr(value, "numel", None) is not None and value.numel() == 1:
+        if value.is_meta:  # a buffer on the meta device: the same number kept as a plain float
+            value = next((v for k, v in vars(module).items() if k.endswith(name) and isinstance(v, float)), None)
+        else:
+            value = float(value)
+    return {"output_scale": float(value)} if isinstance(value, (int, float)) and not isinstance(value, bool) else {}
+
+
+# ``x * (1 + self.weight)``: the scale is one plus a zero-initialized parameter (Gemma's RMSNorm,
+# several others), so a weight of zeros is a scale of one, not a structural zero.
+_OFFSET_SCALE = re.compile(r"\b1(?:\.0*)?\s*\+\s*self\.weight\b|\bself\.weight(?:\.\w+\([^)]*\))*\s*\+\s*1(?:\.0*)?\b")
+_offset_cache: dict[type, bool] = {}
+
+
+def _offset_scale(cls: type) -> bool:
+    """Whether a library norm's forward multiplies by ``1 + self.weight`` (read from its code)."""
+    if cls not in _offset_cache:
+        import inspect
+
+        try:
+            src = inspect.getsource(cls.forward)
+        except (OSError, TypeError):
+            src = ""
+        _offset_cache[cls] = bool(_OFFSET_SCALE.search(src))
+    return _offset_cache[cls]
 
 
 # --- functions: fx call_function/call_method targets, __torch_function__ funcs, aten ops -----
@@ -301,11 +349,16 @@ NON_TENSOR = frozenset({"size", "dim", "numel", "shape", "dtype", "device", "is_
                         "requires_grad_", "data_ptr", "element_size", "ndimension", "nelement",
                         "sym_size", "sym_numel", "sym_stride", "_assert_tensor_metadata",
                         "_assert_async", "_assert_scalar", "sym_constrain_range_for_size",
-                        "empty_like", "zeros_like", "ones_like", "full_like"})
+                        "empty_like", "zeros_like", "ones_like", "full_like",
+                        # fresh tensors that borrow only dtype/device/shape from their input
+                        # (timm's drop_path: x.new_empty(shape).bernoulli_(keep)): no gradient
+                        "new_empty", "new_zeros", "new_ones", "new_full", "new_tensor",
+                        "rand_like", "randn_like", "randint_like", "empty_strided"})
 STOP_GRADIENT = frozenset({"detach", "argmax", "argmin", "eq", "ne", "lt", "gt", "le", "ge",
                            "logical_not", "logical_and", "logical_or", "isnan", "isinf", "isfinite",
                            "sign", "round", "floor", "ceil", "bool", "long", "int", "arange",
                            "zeros", "ones", "full", "empty", "randn", "rand", "randint", "tensor",
+                           "bernoulli", "multinomial", "normal", "uniform", "exponential", "poisson",
                            "cumsum_int", "bitwise_not", "bitwise_and", "bitwise_or"})
 
 

@@ -30,6 +30,10 @@ class Context:
     # node -> (why its output is exactly zero, the node that makes it zero): a zero-initialized
     # normalization scale or weight whose output is 0, and what passes that 0 on; filled by forward
     forward_zero: dict[int, tuple[str, int]] = field(default_factory=dict)
+    # node -> the prefix tokens' part of its output (class/register tokens, prefix.py)
+    prefix: dict[int, Any] = field(default_factory=dict)
+    # node -> indices of its inputs that read only the prefix tokens (``x[:, 0]``)
+    prefix_reads: dict[int, list[int]] = field(default_factory=dict)
     _spectral: dict[str, float] = field(default_factory=dict)
     _readers: list[list[tuple[int, Any]]] | None = None
 

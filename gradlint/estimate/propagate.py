@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import graph as g
+from . import prefix
 from .context import Context, Unsupported, is_float_node
 from .registry import Step, Unhandled, lookup
 from .signals import UNIT, Grad, Signal, merge_grads
@@ -103,6 +104,11 @@ def forward(ctx: Context) -> tuple[list[Step], list[Unhandled]]:
     ctx.signals = []
     for node in graph:
         ins = [ctx.signals[i] for i in node.inputs]
+        for j, i in enumerate(node.inputs):  # a reader of the class token sees the class token
+            pre = ctx.prefix.get(i)
+            if pre is not None and prefix.reads_prefix(node, j, graph[i], pre, ctx):
+                ins[j] = pre.signal
+                ctx.prefix_reads.setdefault(node.id, []).append(j)
         handler = lookup(node.kind, node.op)
         step = None
         if handler is None:
@@ -114,6 +120,7 @@ def forward(ctx: Context) -> tuple[list[Step], list[Unhandled]]:
                 unhandled.append(Unhandled(node.kind, node.op, _where(node), str(e)))
             except (ArithmeticError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
                 unhandled.append(Unhandled(node.kind, node.op, _where(node), f"{type(e).__name__}: {e}"))
+        handled = step is not None
         if step is None:
             step = _passthrough(node, ins)
         out = step.out
@@ -129,6 +136,10 @@ def forward(ctx: Context) -> tuple[list[Step], list[Unhandled]]:
                 passed = next((ctx.forward_zero[i] for i in node.inputs if i in ctx.forward_zero), None)
                 if passed is not None:
                     ctx.forward_zero[node.id] = passed
+        if handled:
+            pre = prefix.origin(node, ins, ctx) or prefix.follow(node, ins, ctx, handler)
+            if pre is not None:
+                ctx.prefix[node.id] = pre
     return steps, unhandled
 
 
@@ -154,6 +165,7 @@ def backward(ctx: Context, steps: list[Step]) -> Backward:
     energies: dict[str, float] = {}
     edge_gains: dict[tuple[int, int], float] = {}
     zero_sources: dict[str, int] = {}
+    head_energy = [0.0] * n  # the part of each node's G on its prefix tokens (prefix.py)
     for node in reversed(graph.nodes):
         step = steps[node.id]
         if node.kind == g.OUTPUT:
@@ -175,11 +187,18 @@ def backward(ctx: Context, steps: list[Step]) -> Backward:
                         contributions[src].append((Grad(0.0), node.id, zero[node.id]))
                 continue
             log_g[node.id], causes[node.id] = _split(contrib, log_g, causes, steps)
-        in_grads = step.backward(grad)
+        head = min(head_energy[node.id], grad.g) if node.kind != g.OUTPUT else 0.0
+        pre = ctx.prefix.get(node.id)
+        in_grads, head_in = _prefix_backward(step, pre, grad, head, len(node.inputs))
+        reads = ctx.prefix_reads.get(node.id, ())
         for j, src in enumerate(node.inputs):
             if j >= len(in_grads) or not is_float_node(graph[src]):
                 continue
             gi = in_grads[j]
+            if j in reads:  # this consumer reads only the prefix tokens: its gradient lives there
+                head_energy[src] += gi.g
+            elif j < len(head_in):
+                head_energy[src] += head_in[j]
             if not math.isfinite(gi.g):
                 gi = Grad(1e300, gi.rho)
             reason = None
@@ -199,10 +218,38 @@ def backward(ctx: Context, steps: list[Step]) -> Backward:
             if grad.g > 0 and node.kind != g.OUTPUT:
                 edge_gains[(src, node.id)] = math.sqrt(gi.g / grad.g)
         if step.weight_grads is not None and node.kind != g.OUTPUT:
-            for name, e in step.weight_grads(grad).items():
-                if name:
-                    energies[name] = energies.get(name, 0.0) + (e if math.isfinite(e) else 1e300)
+            if head > 0 and pre is not None and pre.step is not None and pre.step.weight_grads is not None:
+                parts = [(step, grad.like(max(grad.g - head, 0.0))), (pre.step, Grad(head))]
+            else:
+                parts = [(step, grad)]
+            for st, gr in parts:
+                for name, e in st.weight_grads(gr).items():
+                    if name:
+                        energies[name] = energies.get(name, 0.0) + (e if math.isfinite(e) else 1e300)
     return Backward(grads, energies, zero, log_g, causes, edge_gains, zero_sources)
+
+
+def _prefix_backward(step: Step, pre: Any, grad: Grad, head: float, n_in: int) -> tuple[list[Grad], list[float]]:
+    """The inputs' gradients, and the part of each on its prefix tokens: the prefix's share of
+    the gradient goes through the node's gains at the prefix's own statistics."""
+    if head <= 0 or pre is None:
+        return step.backward(grad), []
+    rest = grad.like(max(grad.g - head, 0.0))
+    if pre.step is None:  # the concat that made the prefix: its share goes to the prefix's part
+        out = [rest] + [Grad(0.0)] * (n_in - 1)
+        heads = [0.0] * n_in
+        if pre.head_input is not None and n_in == 2:
+            out = [Grad(head), rest]
+            heads = [head, 0.0]
+        return out, heads
+    whole, part = step.backward(rest), pre.step.backward(Grad(head))
+    out, heads = [], []
+    for j in range(min(len(whole), len(part))):
+        a, b = whole[j], part[j]
+        total = a.g + b.g
+        out.append(Grad(total, a.rho * a.g / total if total > 0 else 0.0, a.centered))
+        heads.append(b.g if j < len(pre.carry) and pre.carry[j] else 0.0)
+    return out + whole[len(out):], heads
 
 
 def _split(contrib, log_g, causes, steps) -> tuple[float, dict[str, float]]:

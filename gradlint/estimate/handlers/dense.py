@@ -303,13 +303,30 @@ def embedding(node, ins, ctx) -> Step:
     rows = w.shape[0] if w.shape else 1
     var_row_mean = max(w.second - w.mean ** 2, 0.0) / max(rows, 1)
     out = Signal(w.second * bag, w.mean, w.mean ** 2 + var_row_mean, w.mean ** 2 + var_row_mean).clean()
+    scale = node.attrs.get("output_scale")
+    s2 = float(scale) ** 2 if isinstance(scale, (int, float)) else 1.0
+    if s2 != 1.0:  # a subclass scaling its rows (Gemma: sqrt(hidden_size))
+        out = out.scaled(s2, float(scale))
     wname = ctx.param_name(node, "weight")
     n = len(node.inputs)
-    per_row = bag if bag < 1 else 1.0
+    per_row = (bag if bag < 1 else 1.0) * s2
 
     return Step(out, lambda grad: [Grad(0.0)] * n, cause="weights",
                 weight_grads=lambda grad: {wname: grad.g * per_row}, lipschitz=[0.0] * n,
                 info={"init": w.source})
+
+
+def _softmax_behind(ctx, node) -> bool:
+    """Whether the left operand is softmax probabilities, possibly through attention dropout
+    (timm's ``attn_drop``, an identity at p = 0, sits between the softmax and ``@ v``)."""
+    src = ctx.producer(node, 0)
+    for _ in range(4):
+        if src.kind == g.SOFTMAX:
+            return True
+        if not src.inputs or not (src.kind == g.DROPOUT or (src.kind == g.ACTIVATION and src.op == "identity")):
+            return False
+        src = ctx.graph[src.inputs[0]]
+    return False
 
 
 @handles(g.MATMUL)
@@ -324,7 +341,7 @@ def matmul(node, ins, ctx) -> Step:
     n = sa[-1]
     rows = sa[-2] if len(sa) >= 2 else 1
     # softmax rows sum to one: their mean (1/n) makes the product an average of b's rows
-    from_softmax = ctx.producer(node, 0).kind == g.SOFTMAX
+    from_softmax = _softmax_behind(ctx, node)
     cross_b = b.p if from_softmax else b.mu * b.mu
     m = n * a.m * b.m + n * (n - 1) * (a.mu * a.mu) * cross_b
     out = Signal(m, n * a.mu * b.mu, n * a.c * b.c, n * a.p * b.p + n * (n - 1) * a.mu * a.mu * cross_b).clean()

@@ -22,6 +22,11 @@ def _affine_params(node, ctx):
     gamma = ctx.param(node, "weight") or ctx.param(node, "scale")
     beta = ctx.param(node, "bias") or ctx.param(node, "scale1")
     g2, gm = (gamma.second, gamma.mean) if gamma is not None else (1.0, 1.0)
+    offset = node.attrs.get("scale_offset")
+    if gamma is not None and isinstance(offset, (int, float)) and offset:
+        # the module multiplies by (offset + weight) (Gemma's RMSNorm: 1 + a zero-initialized weight)
+        g2, gm = offset * offset + 2 * offset * gamma.mean + gamma.second, offset + gamma.mean
+        gamma = None if g2 > 0 else gamma
     b2, bm = (beta.second, beta.mean) if beta is not None else (0.0, 0.0)
     return g2, gm, b2, bm, gamma
 
