@@ -151,6 +151,8 @@ class IRBuilder:
         ``context``: the innermost module whose forward made the call (a fallback location when
         the call has no frame in the user's code, as inside a library model)."""
         cls = classify_call(name, args, kwargs)
+        if hasattr(out_value, "values") and hasattr(out_value, "indices") and isinstance(out_value, tuple):
+            out_value = out_value.values  # torch.return_types (max/min/sort/topk with a dim): the values carry the gradient
         if name in SHAPE_ONLY_AFTER_FIRST:
             inputs, in_values = inputs[:1], in_values[:1]
         node_refs = [(r, v) for r, v in zip(inputs, in_values) if r.node is not None]

@@ -336,7 +336,8 @@ for _name in ("view", "reshape", "flatten", "unflatten", "permute", "transpose",
               "getitem", "slice", "select", "narrow", "split", "chunk", "unbind", "split_with_sizes",
               "split_tensor", "movedim", "swapaxes", "roll", "flip", "view_as", "reshape_as",
               "lift_fresh_copy", "unsafe_view", "_unsafe_view", "as_strided", "tensor_split",
-              "index_select", "gather", "masked_fill", "where", "tril", "triu", "rearrange"):
+              "index_select", "gather", "masked_fill", "where", "tril", "triu", "rearrange",
+              "getattr"):  # x.T, x.mT, a max's .values: tensor attributes that are views of x
     _FUNCTIONS.setdefault(_name, _fn(g.RESHAPE, _name))
 
 # ``x.reshape_as(other)`` and friends read only ``other``'s shape or dtype: no gradient reaches it.
@@ -365,6 +366,10 @@ STOP_GRADIENT = frozenset({"detach", "argmax", "argmin", "eq", "ne", "lt", "gt",
 def classify_call(name: str, args: tuple | list, kwargs: dict) -> Classified:
     """Classify a function or method call by its canonical name; unknown names are "other"."""
     entry = _FUNCTIONS.get(name)
+    if name in ("max", "min") and (len(args) < 2 or isinstance(args[1], int)) and "other" not in kwargs:
+        # x.max() / x.max(dim) reduce (the latter returns (values, indices)); max(a, b) of two
+        # tensors is elementwise and stays "other". Min reduces like max, by symmetry.
+        return Classified(g.POOL, "max", {"function": name})
     if entry is None:
         return Classified(g.OTHER, name)
     kind, op, spec = entry

@@ -98,6 +98,11 @@ def fill_report(model_report: Any, est: Any, config: Any, graph: Any, inputs_not
         model_report.details.setdefault("concise_sections", []).append(picture)
     for line in view["unhandled"][:5]:
         model_report.notes.append(f"estimate: no model for {line}")
+    last = est.layers[-1] if est.layers else None
+    if last is not None and last.grad_ratio is None and not last.zero:
+        # every ratio is relative to the last weight layer: say why there are none
+        model_report.notes.append(f"estimate: no gradient reaches the last weight layer ({last.module}) in the "
+                                  "captured graph, so no grad_ratio can be formed; please report the model")
 
 
 # -- example inputs -------------------------------------------------------------------------------
