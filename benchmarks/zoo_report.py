@@ -3,8 +3,9 @@ fired where, and one table per family. Reads only the JSON; no torch."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
-from typing import Iterable
+from typing import Any, Iterable
 
 CAPTURES = ("fx", "export", "hooks")
 DEPTH_RULES = ("GL101", "GL102", "GL103", "GL104")
@@ -121,6 +122,7 @@ def render(data: dict) -> str:
         w("\n## Verdicts\n")
         for v, k in verdicts.most_common():
             w(f"- {v}: {k}")
+    _estimate_vs_measurement(recs, w)
 
     for family, frecs in by_family.items():
         w(f"\n## {family}\n")
@@ -134,6 +136,25 @@ def render(data: dict) -> str:
             w(f"| {r.get('group', '')} | {r['name']} | {r['status']} | {r.get('capture') or '-'} | "
               f"{_secs(r.get('seconds'))} | {params} | {r.get('layers', '-')} | {depth} | {verdict} | {codes} |")
     return "\n".join(out) + "\n"
+
+
+def _estimate_vs_measurement(recs: list[dict], w: Any) -> None:
+    """With --verify: does the static estimate agree with the one measured batch?"""
+    pairs = [(r["id"], r["summary"]) for r in recs if r["status"] == "analyzed" and (r.get("summary") or {}).get(
+        "measured_verdict") and r["summary"].get("verdict")]
+    if not pairs:
+        return
+    agree = [i for i, s in pairs if s["verdict"] == s["measured_verdict"]]
+    errs = sorted((abs(math.log10(s["estimated_attenuation"] / s["measured_attenuation"])), i) for i, s in pairs
+                  if (s.get("estimated_attenuation") or 0) > 0 and (s.get("measured_attenuation") or 0) > 0)
+    w("\n## Estimate against the measured batch\n")
+    w(f"Verdict (static estimate vs `--verify`'s measurement) agrees on {len(agree)} of {len(pairs)} models"
+      + (f"; disagrees on {_list(i for i, s in pairs if s['verdict'] != s['measured_verdict'])}." if len(agree) < len(pairs) else "."))
+    if errs:
+        within = sum(e <= 1.0 for e, _ in errs)
+        w(f"|log10(estimated / measured attenuation)| over the {len(errs)} models with both nonzero: median "
+          f"{_quantile([e for e, _ in errs], 0.5):.2f} decades, {_pct(within, len(errs))} within one decade. "
+          f"More than a decade off: " + (", ".join(f"`{i}` ({e:.1f})" for e, i in reversed(errs) if e > 1.0) or "none") + ".")
 
 
 def _source_kind(source: str | None) -> str:
