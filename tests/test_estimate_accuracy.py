@@ -11,14 +11,12 @@ missing BatchNorm batch correction, a sigmoid offset counted wrong, ... are all 
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import statistics
-import sys
 
 import pytest
 
-from helpers import analyze_path
+from helpers import estimate_and_measurement
 
 HEADER = """
 import torch
@@ -149,36 +147,12 @@ def example_inputs():
 }
 
 
-def _measure(module, layers):
-    import torch
-
-    from gradlint.verify.measure import grad_ratios, measure
-
-    runs = []
-    for seed in range(3):
-        torch.manual_seed(seed)
-        model = module.Net().double()
-        torch.manual_seed(100 + seed)
-        args = tuple(a.double() if a.is_floating_point() else a for a in module.example_inputs())
-        runs.append(grad_ratios(measure(model, args, {}, layers, seed=seed)))
-    return [statistics.median(r[i] for r in runs) for i in range(len(layers))]
-
-
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_prediction_matches_measurement(name, tmp_path):
     source, tolerance = MODELS[name]
     path = tmp_path / f"acc_{name}.py"
     path.write_text(HEADER + source, encoding="utf-8")
-    report = analyze_path(path, select=["GL2"])
-    model = report.models[0]
-    graph = model.details["graph"]
-    layers = [(n.module, list(n.attrs["weights"])) for n in graph.weight_layers()]
-    spec = importlib.util.spec_from_file_location(f"acc_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    measured = _measure(module, layers)
-    est = [ly.estimate["grad_ratio"] for ly in model.layers]
+    model, est, measured = estimate_and_measurement(path)
     errors = [abs(math.log10(e / m)) for e, m in zip(est[:-1], measured[:-1]) if e and m]
     assert len(errors) == len(est) - 1
     assert statistics.median(errors) < tolerance, list(zip(est, measured))

@@ -4,15 +4,12 @@ whole estimate came out empty."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import statistics
-import sys
 
 import pytest
 
-from helpers import analyze_path
-from test_estimate_accuracy import _measure
+from helpers import analyze_path, estimate_and_measurement
 
 MAX_READOUT = """
 import torch
@@ -41,16 +38,9 @@ def example_inputs():
 def test_a_max_over_tokens_readout_keeps_its_gradient(reduce, tmp_path):
     path = tmp_path / "acc_max.py"
     path.write_text(MAX_READOUT.replace("{reduce}", reduce), encoding="utf-8")
-    model = analyze_path(path, select=["GL2"]).models[0]
+    model, est, measured = estimate_and_measurement(path)
     assert model.details["estimate"]["unhandled"] == []
-    est = [ly.estimate["grad_ratio"] for ly in model.layers]
     assert all(e is not None and e > 0 for e in est), est
-    layers = [(n.module, list(n.attrs["weights"])) for n in model.details["graph"].weight_layers()]
-    spec = importlib.util.spec_from_file_location("acc_max", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    measured = _measure(module, layers)
     errors = [abs(math.log10(e / m)) for e, m in zip(est[:-1], measured[:-1])]
     assert statistics.median(errors) < 0.25, list(zip(est, measured))
 

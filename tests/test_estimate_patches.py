@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import statistics
-import sys
 
-from helpers import analyze_path
-from test_estimate_accuracy import _measure
+from helpers import estimate_and_measurement
 
 PATCHES = """
 import torch
@@ -43,14 +40,7 @@ def example_inputs():
 def test_unfold_and_fold_are_estimated_close_to_the_measurement(tmp_path):
     path = tmp_path / "acc_patches.py"
     path.write_text(PATCHES, encoding="utf-8")
-    model = analyze_path(path, select=["GL2"]).models[0]
+    model, est, measured = estimate_and_measurement(path)
     assert model.details["estimate"]["unhandled"] == []
-    layers = [(n.module, list(n.attrs["weights"])) for n in model.details["graph"].weight_layers()]
-    spec = importlib.util.spec_from_file_location("acc_patches", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    measured = _measure(module, layers)
-    est = [ly.estimate["grad_ratio"] for ly in model.layers]
     errors = [abs(math.log10(e / m)) for e, m in zip(est[:-1], measured[:-1])]
     assert statistics.median(errors) < 0.25, list(zip(est, measured))

@@ -9,14 +9,12 @@ like tests/test_estimate_accuracy.py, plus the first layer's own error.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import statistics
-import sys
 
 import pytest
 
-from helpers import analyze_path
+from helpers import analyze_path, estimate_and_measurement
 
 HEADER = """
 import torch
@@ -267,35 +265,11 @@ def example_inputs():
 }
 
 
-def _measure(module, layers):
-    import torch
-
-    from gradlint.verify.measure import grad_ratios, measure
-
-    runs = []
-    for seed in range(3):
-        torch.manual_seed(seed)
-        model = module.Net().double()
-        torch.manual_seed(100 + seed)
-        args = tuple(a.double() if a.is_floating_point() else a for a in module.example_inputs())
-        runs.append(grad_ratios(measure(model, args, {}, layers, seed=seed)))
-    return [statistics.median(r[i] for r in runs) for i in range(len(layers))]
-
-
 def _compare(name, tmp_path):
     source, tolerance = MODELS[name]
     path = tmp_path / f"zoo_{name}.py"
     path.write_text(HEADER + source, encoding="utf-8")
-    report = analyze_path(path, select=["GL2"])
-    model = report.models[0]
-    graph = model.details["graph"]
-    layers = [(n.module, list(n.attrs["weights"])) for n in graph.weight_layers()]
-    spec = importlib.util.spec_from_file_location(f"zoo_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    measured = _measure(module, layers)
-    est = [ly.estimate["grad_ratio"] for ly in model.layers]
+    model, est, measured = estimate_and_measurement(path)
     pairs = list(zip([ly.module for ly in model.layers], est, measured))
     return model, pairs, tolerance
 

@@ -29,6 +29,12 @@ def reshape(node, ins, ctx) -> Step:
 @handles(g.RESHAPE, "upsample")
 def upsample(node, ins, ctx) -> Step:
     """Nearest-style repetition of each entry r times: the r copies' gradients add."""
+    return _copies(node, ins, ctx)
+
+
+def _copies(node, ins, ctx) -> Step:
+    """Every output entry is a copy of an input entry, each input entry copied ~r times
+    (r = output size / input size): values unchanged, the r copies' gradients add."""
     x = ins[0]
     r = max(1.0, numel(node.out_shape) / max(numel(ctx.in_shape(node, 0)), 1))
     n = len(node.inputs)
@@ -65,16 +71,9 @@ def dropout(node, ins, ctx) -> Step:
 
 @handles(g.OTHER, "unfold")
 def unfold(node, ins, ctx) -> Step:
-    """im2col: every entry is a copy of an input entry, each input entry lands in ~r patches
-    (r = kernel area / stride area); the copies' gradients add, like upsampling's."""
-    x = ins[0]
-    r = max(1.0, numel(node.out_shape) / max(numel(ctx.in_shape(node, 0)), 1))
-    n = len(node.inputs)
-
-    def backward(grad: Grad) -> list[Grad]:
-        return [Grad(grad.g * (1.0 + (r - 1.0) * grad.rho), grad.rho)] + [Grad(0.0)] * (n - 1)
-
-    return Step(Signal(x.m, x.mu, x.c, x.p, x.s), backward, cause="reshape", lipschitz=[r ** 0.5] + [0.0] * (n - 1))
+    """im2col: each input entry lands in ~r patches (r = kernel area / stride area); the copies'
+    gradients add, like upsampling's."""
+    return _copies(node, ins, ctx)
 
 
 @handles(g.OTHER, "fold")
