@@ -36,7 +36,6 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
-
 from accuracy_cases import FAMILIES, Case, all_cases  # noqa: E402
 
 VANISHING, EXPLODING = 1e-3, 1e4
@@ -65,7 +64,7 @@ def near_threshold(att: float | None) -> bool:
 def estimate(case: Case) -> dict:
     from gradlint.config import Config
     from gradlint.load import Candidate, LoadedFile, build_model
-    from gradlint.pipeline import Session, analyze_built
+    from gradlint.pipeline.run import Session, analyze_built
     from gradlint.targets import Target
 
     target = Target(str(Path(__file__).resolve()), case.name.replace("-", "_"))

@@ -42,7 +42,7 @@ TRACEBACK = "Traceback (most recent call last)"
 
 def analyze_one(model: ZooModel, folder: Path, args: argparse.Namespace) -> dict:
     from gradlint.config import Config
-    from gradlint.pipeline import run
+    from gradlint.pipeline.run import run
     from gradlint.rules import select_rules
 
     path = folder / f"{model.file_stem}.py"

@@ -6,7 +6,7 @@ Importing this package does not import torch.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["__version__", "analyze"]
 

@@ -21,9 +21,9 @@ import warnings
 from typing import Any, Callable
 
 from .config import Config
-from .graph import Location
+from .ir.source import Location
 from .load import BuiltModel, definition_location
-from .report.model import ModelReport
+from .pipeline.records import ModelReport
 
 
 def analyze(model: Any, example_inputs: Any = None, verify: bool = True, config: Config | None = None, *,
@@ -38,9 +38,9 @@ def analyze(model: Any, example_inputs: Any = None, verify: bool = True, config:
     """
     import torch.nn as nn
 
+    from .ir.source import display_path
     from .load import Candidate, LoadedFile, count_parameters
-    from .pipeline import Session, analyze_built
-    from .provenance import display_path
+    from .pipeline.run import Session, analyze_built
     from .rules import select_rules
     from .targets import Target
     from .verify.options import prepare
@@ -100,7 +100,7 @@ def _source_file(cls: type) -> str | None:
 
 
 def _is_user_class(cls: type) -> bool:
-    from .provenance import is_library_file
+    from .ir.source import is_library_file
 
     file = _source_file(cls)
     return bool(file) and not is_library_file(file)
@@ -111,7 +111,7 @@ _ASSIGN_CACHE: dict[tuple[type, str], Location | None] = {}
 
 def _assignment(cls: type, attr: str) -> Location | None:
     """The line in ``cls`` (or a user base class) that assigns ``self.<attr>``."""
-    from .provenance import display_path
+    from .ir.source import display_path
 
     key = (cls, attr)
     if key in _ASSIGN_CACHE:

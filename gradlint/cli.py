@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from . import __version__
 from .config import ConfigError, find_pyproject, load_config, merge_cli, split_codes
+from .version import __version__
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -81,7 +81,7 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
           input_shape, exit_zero, show_fixes, statistics, config_path, timeout, chart, plot, tensorboard, no_cache,
           jobs, debug) -> None:
     """Analyse the models in TARGETS (files, folders, file.py::Name)."""
-    from . import errors
+    from .ir import errors
 
     errors.DEBUG = debug
     try:
@@ -111,7 +111,7 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
         click.echo("gradlint: nothing to analyze (give a file, a folder or file.py::Name)", err=True)
         sys.exit(EXIT_CLEAN)
 
-    from .pipeline import run
+    from .pipeline.run import run
 
     if jobs == 0:
         jobs = os.cpu_count() or 1
@@ -156,7 +156,7 @@ def _spec_from_config(spec: str, config) -> str:
 
     t = parse_target(spec)
     if config.root is not None and not Path(t.path).is_absolute():
-        from .provenance import display_path
+        from .ir.source import display_path
 
         path = display_path(str(config.root / t.path))
         return f"{path}::{t.call_text or t.attr}" if t.attr else path

@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .graph import Location
+from .ir.source import Location
 
 # In-place ops that mark a tensor no init had touched yet (parameters: any in-place op).
 _INPLACE_INIT = frozenset({
@@ -433,7 +433,7 @@ def has_default_init(mod: Any) -> bool:
 
 def source_init_sites(files: list[str]) -> list[Location]:
     """Init code (libcst) in the files defining the model's classes."""
-    from .provenance import display_path
+    from .ir.source import display_path
     from .sourcescan import init_sites
 
     sites = []

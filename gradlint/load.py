@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import StageError, stage_error
+from .ir.errors import StageError, stage_error
+from .ir.source import Location, display_path, is_library_file
 from .limits import PASS_THROUGH
-from .graph import Location
-from .provenance import display_path, is_library_file
 from .targets import Target
 
 

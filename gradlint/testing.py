@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from .report.model import ModelReport
+from .pipeline.records import ModelReport
 
 # Rules whose findings fail the assertion by default: the gradient does not reach the first
 # layers, or is unusable. Saturation, dead units and histogram shapes explain; pass ``fail_on``

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gradlint.config import Config
-from gradlint.pipeline import run
+from gradlint.pipeline.run import run
 from gradlint.rules import select_rules
 
 

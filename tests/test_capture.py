@@ -6,9 +6,9 @@ from __future__ import annotations
 import resource
 
 import pytest
-
-from gradlint.graph import ACTIVATION, ADD, LINEAR
 from helpers import analyze_path, codes
+
+from gradlint.ir.graph import ACTIVATION, ADD, LINEAR
 
 DATA_DEPENDENT = """
 import torch
@@ -220,7 +220,7 @@ def test_a_model_built_entirely_by_a_library_never_points_at_the_caller(write, m
     # The root model comes from an installed library (timm, torchvision): no frame of its forward
     # is user code. Locations fall back to the user's line that built it, never to the code that
     # called gradlint (here this test, in-process).
-    from gradlint import provenance
+    from gradlint.ir import source
 
     lib = write("vendor/blocks.py", """
     import torch
@@ -243,13 +243,13 @@ def test_a_model_built_entirely_by_a_library_never_points_at_the_caller(write, m
     def build():
         return LibraryNet()
     """)
-    roots = provenance._library_roots() + (str(lib.parent.resolve()),)
-    monkeypatch.setattr(provenance, "_library_roots", lambda: roots)
-    provenance.is_library_file.cache_clear()
+    roots = source._library_roots() + (str(lib.parent.resolve()),)
+    monkeypatch.setattr(source, "_library_roots", lambda: roots)
+    source.is_library_file.cache_clear()
     try:
         report = analyze_path(f"{path}::build", select=["GL1"])
     finally:
-        provenance.is_library_file.cache_clear()
+        source.is_library_file.cache_clear()
     assert report.models[0].capture == "fx"
     functional = [n for n in graph_of(report) if n.op in ("relu", "add")]
     assert len(functional) == 2

@@ -11,14 +11,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import ROOT, SHARED, run_gradlint
-from gradlint.graph import Location
-from gradlint.report.github import annotation, escape_data, escape_property, render_github
-from gradlint.report.model import Finding, ModelReport, Report
+
+from gradlint.ir.source import Location
+from gradlint.pipeline.records import ModelReport, Report
+from gradlint.report.github import (
+    annotation,
+    escape_data,
+    escape_property,
+    render_github,
+)
 from gradlint.report.sarif import sarif_log
 from gradlint.report.statistics import render_statistics, statistics
 from gradlint.rules import all_rules
+from gradlint.rules.finding import Finding
 
 EXAMPLE = ROOT / "examples" / "deep_sigmoid_mlp.py"
 SCHEMA = SHARED / "data" / "sarif-schema-2.1.0.json"

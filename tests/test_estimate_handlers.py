@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 
-
 import pytest
 
-from gradlint import graph as g
 from gradlint.estimate import registry
 from gradlint.estimate.context import Context
 from gradlint.estimate.handlers import attention, dense
 from gradlint.estimate.signals import Grad, Signal
-from gradlint.graph import LayerGraph
+from gradlint.ir import graph as g
+from gradlint.ir.graph import LayerGraph
 
 
 class _NoWeights:

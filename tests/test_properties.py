@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+from helpers import analyze_path, codes  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-from helpers import analyze_path, codes  # noqa: E402
 
 ACTIVATIONS = {None: None, "relu": "nn.ReLU()", "gelu": "nn.GELU()", "silu": "nn.SiLU()", "tanh": "nn.Tanh()",
                "sigmoid": "nn.Sigmoid()", "leaky_relu": "nn.LeakyReLU(0.1)", "elu": "nn.ELU()"}
@@ -238,8 +237,8 @@ def test_adding_a_residual_connection_never_lengthens_the_shortest_path(arch, da
 @given(archs(max_blocks=3))
 def test_every_capture_method_gives_the_same_structure(arch):
     # Rules never see how the graph was captured: fx, export and hooks must agree.
-    from gradlint.analysis import Structure
     from gradlint.capture import capture, inputs
+    from gradlint.ir.structure import Structure
     from gradlint.load import build_model, load_file
     from gradlint.targets import parse_target
 

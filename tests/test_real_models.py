@@ -8,9 +8,9 @@ The zoo (benchmarks/zoo.py) runs the full libraries; these are the patterns it t
 from __future__ import annotations
 
 import pytest
-
-from gradlint.graph import EMBEDDING, NORM
 from helpers import analyze_path, codes
+
+from gradlint.ir.graph import EMBEDDING, NORM
 
 DEPTH_RULES = ["GL101", "GL102", "GL103", "GL104"]
 

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 import gradlint
 from gradlint.cli import main
-from gradlint.graph import Location
-from gradlint.report.model import LayerReport, ModelReport
+from gradlint.ir.source import Location
+from gradlint.pipeline.records import LayerReport, ModelReport
 from gradlint.report.text import disagreement, layer_table
 from gradlint.testing import GradientFlowError, assert_gradients_flow
 

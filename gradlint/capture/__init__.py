@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ..errors import StageError, one_line, user_frame_of
+from ..ir.errors import StageError, one_line, user_frame_of
+from ..ir.graph import LayerGraph
 from ..limits import PASS_THROUGH
-from ..graph import LayerGraph
 
 METHODS = ("fx", "hooks", "export")
 

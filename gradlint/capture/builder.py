@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .. import graph as g
-from ..graph import LayerGraph, Location
+from ..ir import graph as g
+from ..ir.graph import LayerGraph
+from ..ir.source import Location
 from .kinds import SHAPE_ONLY_AFTER_FIRST, Classified, classify_call
 
 # Parameter names that make a module a "weight layer" (JSON contract).

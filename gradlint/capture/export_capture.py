@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..graph import Location
-from ..provenance import display_path, is_library_file
+from ..ir.source import Location, display_path, is_library_file
 from .builder import CONST, IRBuilder, Ref, fx_nodes_in, has_tensor
 from .kinds import NON_TENSOR, STOP_GRADIENT, call_name, classify_module
 

@@ -10,7 +10,7 @@ import inspect
 import sys
 from typing import Any
 
-from ..provenance import user_location
+from ..ir.source import user_location
 from .builder import CONST, IRBuilder, Ref, fx_nodes_in, has_tensor
 from .kinds import NON_TENSOR, STOP_GRADIENT, call_name, classify_module
 

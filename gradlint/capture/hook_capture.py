@@ -18,10 +18,13 @@ from .tensors import tensors_in
 
 def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
     import torch
-    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+    from torch.nn.modules.module import (
+        register_module_forward_hook,
+        register_module_forward_pre_hook,
+    )
     from torch.overrides import TorchFunctionMode
 
-    from ..provenance import user_location
+    from ..ir.source import user_location
 
     b = IRBuilder(model, sites, "hooks")
     refs: dict[int, Ref] = {}

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import StageError, stage_error
+from ..ir.errors import StageError, stage_error
 from .tensors import output_tensors  # noqa: F401 - re-exported: verify and benchmarks import it here
 
 DEFAULT_BATCH = 8
@@ -75,7 +75,7 @@ def from_shape(shape: list[int] | tuple[int, ...], model: Any, device: str) -> E
 
 def first_weight_module(model: Any) -> tuple[str | None, Any]:
     """The first registered module of a weight kind (usually the first one called)."""
-    from .. import graph as g
+    from ..ir import graph as g
     from .kinds import classify_module
 
     for name, m in model.named_modules():

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .. import graph as g
+from ..ir import graph as g
 
 # Saturating activations: derivative bounded well below 1 or zero over most of the line.
 SATURATING = frozenset({"sigmoid", "tanh", "hardsigmoid", "hardtanh", "softsign", "logsigmoid"})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from .. import graph as g
+from ..ir import graph as g
 from .context import is_float_node
 
 

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import graph as g
+from ..ir import graph as g
 from .signals import UNIT, Signal
 from .weights import TensorStats, WeightSource
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import graph as g
+from ..ir import graph as g
 from .context import numel
 from .registry import Step
 from .signals import Signal

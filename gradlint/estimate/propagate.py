@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import graph as g
+from ..ir import graph as g
 from . import prefix
 from .context import Context, Unsupported, is_float_node
 from .registry import Step, Unhandled, lookup

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import StageError, one_line
-from ..report.model import LayerReport
+from ..ir.errors import StageError, one_line
+from ..pipeline.records import LayerReport
 from .signals import UNIT, Signal
 
 VANISHING, HEALTHY, EXPLODING, STRUCTURAL_ZERO = "vanishing", "healthy", "exploding", "structural-zero"
@@ -44,7 +44,7 @@ def estimate_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report
     except StageError:
         raise
     except Exception as e:  # noqa: BLE001 - an estimator bug must not hide the other findings
-        from ..errors import stage_error
+        from ..ir.errors import stage_error
 
         err = stage_error("estimate", e, hint="run with --debug for the traceback and report it")
         raise StageError("estimate", f"the estimator failed: {one_line(e)}", None, err.hint) from None
@@ -117,7 +117,7 @@ def input_statistics(graph: Any, built: Any, loaded: Any, example: Any, config: 
     batch = int(tensors[0].shape[0]) if tensors and tensors[0].dim() > 0 else 1
     real = None
     try:
-        from ..pipeline import example_inputs_for
+        from ..pipeline.run import example_inputs_for
 
         if sum(int(t.numel()) for t in tensors) <= 50_000_000:
             real = _flat_tensors(example_inputs_for(built, loaded, config, "cpu"))
@@ -149,7 +149,7 @@ def _flat_tensors(example: Any) -> list:
 
 
 def _conv_consumer(graph: Any, node_id: int) -> bool:
-    from .. import graph as g
+    from ..ir import graph as g
 
     return any(n.kind in (g.CONV, g.CONV_TRANSPOSE) or (n.kind == g.NORM and n.op in ("batch_norm", "group_norm"))
                for n in graph if node_id in n.inputs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import IO, Callable
 
-from .model import Report
+from ..pipeline.records import Report
 
 Renderer = Callable[..., None]
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import IO
 
+from ..pipeline.records import Report
+from ..rules.finding import Finding
 from .locations import relative_to_root, repo_root
-from .model import Finding, Report
 from .text import summary_line
 
 # gradlint severity -> workflow command (GitHub has error, warning and notice).

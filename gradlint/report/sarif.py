@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+from ..pipeline.records import Report
+from ..rules.finding import Finding
 from .locations import Utf16Columns, relative_to_root, repo_root
-from .model import Finding, Report
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SRCROOT = "%SRCROOT%"
@@ -74,9 +75,9 @@ def result(f: Finding, rule_index: dict[str, int], fallback_path: str, target: s
 
 
 def sarif_log(report: Report, root: Path | None = None) -> dict[str, Any]:
-    from .. import __version__
     from ..rules import all_rules
     from ..rules.base import HOMEPAGE
+    from ..version import __version__
 
     root = root or repo_root()
     rules = list(all_rules().values())

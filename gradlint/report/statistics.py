@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from typing import IO, Any
 
-from .model import Report
+from ..pipeline.records import Report
 from .text import summary_line
 
 

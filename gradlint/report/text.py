@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import IO
 
-from .model import ModelReport, Report
+from ..pipeline.records import ModelReport, Report
 
 
 def finding_line(f, fallback_path: str) -> str:

@@ -3,11 +3,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
-from ..analysis import is_norm
 from ..capture.kinds import SATURATING
-from ..graph import ACTIVATION
-from ..report.model import Finding
+from ..ir.graph import ACTIVATION
+from ..ir.structure import is_norm
 from .base import Example, Option, Rule, RuleContext
+from .finding import Finding
 
 # sup |phi'| of each saturating activation (estimator.md, "Activation constants").
 MAX_DERIVATIVE = {"sigmoid": 0.25, "hardsigmoid": 1 / 6, "tanh": 1.0, "hardtanh": 1.0, "softsign": 1.0,

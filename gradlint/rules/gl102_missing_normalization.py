@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..analysis import is_depth_layer, is_norm
-from ..graph import CONV, CONV_TRANSPOSE
-from ..report.model import Finding
+from ..ir.graph import CONV, CONV_TRANSPOSE
+from ..ir.structure import is_depth_layer, is_norm
 from .base import Example, Option, Rule, RuleContext
+from .finding import Finding
 from .locating import representative_location
 
 

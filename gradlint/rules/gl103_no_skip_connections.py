@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..analysis import is_depth_layer
-from ..report.model import Finding
+from ..ir.structure import is_depth_layer
 from .base import Example, Option, Rule, RuleContext
+from .finding import Finding
 from .locating import representative_location
 
 

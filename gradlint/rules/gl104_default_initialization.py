@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..analysis import is_norm
-from ..graph import ACTIVATION, Node
-from ..report.model import Finding
+from ..ir.graph import ACTIVATION, Node
+from ..ir.structure import is_norm
 from .base import Example, Option, Rule, RuleContext
+from .finding import Finding
 from .locating import representative_location
 
 # chi = sigma_w^2 * E[phi'(z)^2] per layer with PyTorch's default init (sigma_w^2 = 1/3) at the

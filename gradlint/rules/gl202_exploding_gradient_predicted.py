@@ -3,9 +3,9 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from ..report.model import Finding
 from . import gradient_advice as adv
 from .base import Example, Rule, RuleContext
+from .finding import Finding
 
 
 class ExplodingGradientPredicted(Rule):

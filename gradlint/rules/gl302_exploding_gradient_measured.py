@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..report.model import Finding
 from .base import Example, Rule, RuleContext
+from .finding import Finding
 from .measured import threshold_text
 
 

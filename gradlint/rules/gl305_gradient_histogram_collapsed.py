@@ -3,8 +3,8 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from ..report.model import Finding
 from .base import Example, Option, Rule, RuleContext
+from .finding import Finding
 from .measured import estimated_structural_zeros, names, pct, threshold_text
 
 

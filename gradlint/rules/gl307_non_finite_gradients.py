@@ -3,8 +3,8 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from ..report.model import Finding
 from .base import Example, Rule, RuleContext
+from .finding import Finding
 from .measured import names
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from ..graph import Location, Node
+from ..ir.graph import Node
+from ..ir.source import Location
 
 
 def representative_location(nodes: Sequence[Node]) -> Location | None:

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..graph import Location
+from ..ir.source import Location
 
 # Histograms of log10|g| share one set of bins across layers and models, so they compare and
 # plot on one axis: quarter-decade bins from 1e-40 to 1e10 (float32 subnormals reach 1.4e-45;

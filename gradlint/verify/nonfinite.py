@@ -28,7 +28,7 @@ def find_forward_origin(model: Any, args: tuple, kwargs: dict, seed: int) -> dic
     from torch.overrides import TorchFunctionMode
 
     from ..capture.kinds import call_name
-    from ..provenance import user_location
+    from ..ir.source import user_location
 
     for name, p in model.named_parameters():
         if not _all_finite([p.detach()]):

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from ..errors import StageError, one_line, stage_error, user_frame_of
+from ..ir.errors import StageError, one_line, stage_error, user_frame_of
 from .gradstats import grad_stats
 from .measure import grad_ratios, projection_loss, weight_gradients
 from .measurement import LayerMeasurement, Measurement, summarize
@@ -41,14 +41,14 @@ class LayerSpec:
 def has_functional_activations(graph: Any) -> bool:
     """Does the forward call sigmoid/tanh/ReLU-family functions outside activation modules?
     Only then does the pass watch every torch call for them."""
-    from ..graph import ACTIVATION
+    from ..ir.graph import ACTIVATION
     from .measurement import RELU_OPS, SATURATING_OPS
 
     return any(n.kind == ACTIVATION and n.module is None and n.op in SATURATING_OPS | RELU_OPS for n in graph)
 
 
 def layer_specs(graph: Any) -> list[LayerSpec]:
-    from ..graph import EMBEDDING
+    from ..ir.graph import EMBEDDING
 
     return [LayerSpec(n.module or n.op, n.module_type or n.kind, n.location, list(n.attrs.get("weights", ())),
                       n.kind == EMBEDDING) for n in graph.weight_layers()]

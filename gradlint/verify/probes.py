@@ -191,7 +191,7 @@ class Probes:
         from torch.overrides import TorchFunctionMode
 
         from ..capture.kinds import call_name
-        from ..provenance import user_location
+        from ..ir.source import user_location
 
         probes = self
         watched = SATURATING_OPS | RELU_OPS
@@ -223,7 +223,7 @@ class Probes:
     @contextlib.contextmanager
     def attached(self, model: Any) -> Iterator[None]:
         from ..capture.kinds import classify_module
-        from ..graph import ACTIVATION
+        from ..ir.graph import ACTIVATION
 
         handles = []
         wanted = set(self.layer_modules)

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import StageError
+from ..ir.errors import StageError
 
 
 class DeviceError(ValueError):

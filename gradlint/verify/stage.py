@@ -14,7 +14,7 @@ import contextlib
 import sys
 from typing import Any
 
-from ..errors import StageError
+from ..ir.errors import StageError
 from .measurement import Measurement
 
 
@@ -145,7 +145,7 @@ def _device_of(model: Any) -> Any:
 
 
 def _inputs(vbuilt: Any, loaded: Any, config: Any, device: str, analysed: Any) -> Any:
-    from ..pipeline import example_inputs_for
+    from ..pipeline.run import example_inputs_for
 
     try:
         # the same image side the capture settled on (Inception's 299 after 224 was rejected)
@@ -161,7 +161,7 @@ def _batch_of(args: tuple) -> int | None:
 
 def fill_report(model_report: Any, m: Measurement, graph: Any) -> None:
     """The contract's fields (``measured``, ``summary.measured_*``); extras in ``details``."""
-    from ..report.model import LayerReport
+    from ..pipeline.records import LayerReport
 
     if not model_report.layers:
         model_report.layers = [LayerReport(n.module or n.op, n.module_type or n.kind, n.location)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import graph as g
+from ...ir import graph as g
 from .. import activations
 from .. import gaussian as gs
 from ..context import Unsupported

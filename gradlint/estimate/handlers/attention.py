@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ... import graph as g
+from ...ir import graph as g
 from ..context import Unsupported
 from ..registry import Step, handles
 from ..signals import Grad, Signal

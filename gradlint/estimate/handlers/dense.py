@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ... import graph as g
+from ...ir import graph as g
 from ..context import Unsupported, numel
 from ..registry import Step, handles
 from ..signals import Grad, Signal

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ... import graph as g
+from ...ir import graph as g
 from .. import activations as acts
 from .. import gaussian as gs
 from ..context import Unsupported

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ... import graph as g
+from ...ir import graph as g
 from ..context import numel
 from ..registry import Step, handles
 from ..signals import Grad, Signal

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ... import graph as g
+from ...ir import graph as g
 from ..context import Unsupported, numel
 from ..registry import Step, handles
 from ..signals import Grad, Signal

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ... import graph as g
+from ...ir import graph as g
 from .. import activations
 from .. import gaussian as gs
 from ..context import Unsupported, numel

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ... import graph as g
+from ...ir import graph as g
 from .. import activations
 from ..context import Unsupported, numel
 from ..registry import Step, handles

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import Config
-from .errors import StageError, one_line
-from .graph import Location
-from .report.model import Finding, LayerReport, ModelReport, Report
-from .targets import Target, expand_targets, parse_target
+from ..config import Config
+from ..ir.errors import StageError, one_line
+from ..ir.source import Location
+from ..rules.finding import Finding
+from ..targets import Target, expand_targets, parse_target
+from .records import LayerReport, ModelReport, Report
 
 
 @dataclass
@@ -91,7 +92,7 @@ def configured_targets(config: Config) -> list[Target]:
 
 
 def failed_report(target: str, error: StageError, path: str, session: Session) -> ModelReport:
-    from .rules import all_rules
+    from ..rules import all_rules
 
     rule = all_rules()["GL001"]()
     finding = rule.from_error(error)
@@ -103,16 +104,16 @@ def failed_report(target: str, error: StageError, path: str, session: Session) -
 
 
 def _display(path: str) -> str:
-    from .provenance import display_path
+    from ..ir.source import display_path
 
     return display_path(path)
 
 
 def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any:
     """Everything about one file: import it, build each model, analyse each. Returns a FileResult."""
+    from ..limits import TimeLimitExceeded, time_limit
+    from ..load import build_model, load_file
     from .cache import FileResult
-    from .limits import TimeLimitExceeded, time_limit
-    from .load import build_model, load_file
 
     config = session.config
     errors_before = len(session.internal_errors)
@@ -213,7 +214,7 @@ def _drop_components(built: list) -> list:
 
 
 def example_inputs_for(built: Any, loaded: Any, config: Config, device: str, side: int | None = None) -> Any:
-    from .capture import inputs as inp
+    from ..capture import inputs as inp
 
     model = built.meta_model if device == "meta" else built.model
     if loaded.example_inputs is not None:
@@ -231,8 +232,8 @@ def capture_with_inputs(built: Any, loaded: Any, config: Config, device: str) ->
     """Capture on the example inputs. A guessed image the model rejects for its size (Inception
     wants 299, a CIFAR net's flatten wants 32) is guessed again with other sides; when all fail,
     the first error says which input it was given."""
-    from .capture import capture
-    from .capture import inputs as inp
+    from ..capture import capture
+    from ..capture import inputs as inp
 
     example = example_inputs_for(built, loaded, config, device)
     first: StageError | None = None
@@ -265,9 +266,9 @@ def capture_with_inputs(built: Any, loaded: Any, config: Config, device: str) ->
 
 
 def analyze_built(built: Any, loaded: Any, session: Session) -> ModelReport:
-    from .analysis import Structure
-    from .initcheck import check_init, model_class_files, source_init_sites
-    from .rules import RuleContext, all_rules
+    from ..initcheck import check_init, model_class_files, source_init_sites
+    from ..ir.structure import Structure
+    from ..rules import RuleContext, all_rules
 
     config = session.config
     spec = built.candidate.target.spec
@@ -342,13 +343,13 @@ def _optional_stages() -> list[Callable]:
     """Estimate and verify plug in here when their packages are present."""
     stages = []
     try:
-        from .estimate.stage import estimate_stage
+        from ..estimate.stage import estimate_stage
 
         stages.append(estimate_stage)
     except ImportError:
         pass
     try:
-        from .verify.stage import verify_stage
+        from ..verify.stage import verify_stage
 
         stages.append(verify_stage)
     except ImportError:
@@ -359,7 +360,7 @@ def _optional_stages() -> list[Callable]:
 # -- selection and suppression --------------------------------------------------------------
 
 def filter_findings(findings: list[Finding], model: ModelReport, session: Session) -> list[Finding]:
-    from .sourcescan import is_suppressed
+    from ..sourcescan import is_suppressed
 
     config = session.config
     out = []
@@ -379,7 +380,7 @@ def filter_findings(findings: list[Finding], model: ModelReport, session: Sessio
 def _per_file_ignored(f: Finding, model_path: str, config: Config) -> bool:
     if not config.per_file_ignores:
         return False
-    from .rules import expand_selectors
+    from ..rules import expand_selectors
 
     root = config.root or Path.cwd()
     paths = {model_path}

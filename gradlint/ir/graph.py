@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+from .source import Location
+
 # Node kinds (the design card's list). ``op`` refines the kind: the activation's name, the norm's
 # flavour, the pooling type, ...
 INPUT = "input"
@@ -36,21 +38,6 @@ OTHER = "other"
 
 # Kinds that carry trainable weight matrices: the "weight layers" of the JSON contract.
 WEIGHT_KINDS = frozenset({LINEAR, CONV, CONV_TRANSPOSE, RECURRENT, EMBEDDING, ATTENTION})
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where something lives in the user's source: 1-based line, 1-based column."""
-
-    path: str
-    line: int
-    column: int = 1
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "line": self.line, "column": self.column}
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}"
 
 
 @dataclass

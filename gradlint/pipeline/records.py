@@ -5,29 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..graph import Location
-
-SEVERITIES = ("error", "warning", "info")
-
-
-@dataclass
-class Finding:
-    code: str
-    name: str
-    severity: str
-    message: str
-    fix: str = ""
-    location: Location | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "name": self.name,
-            "severity": self.severity,
-            "message": self.message,
-            "fix": self.fix,
-            "location": self.location.to_json() if self.location else None,
-        }
+from ..ir.source import Location
+from ..rules.finding import Finding
 
 
 @dataclass
@@ -106,6 +85,6 @@ class Report:
         return [f for m in self.models for f in m.findings]
 
     def to_json(self) -> dict[str, Any]:
-        from .. import __version__
+        from ..version import __version__
 
         return {"gradlint": __version__, "schema": 1, "models": [m.to_json() for m in self.models]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
-from .graph import Location
+from .source import Location
 
 STAGES = ("import", "build", "capture", "estimate", "verify")
 
@@ -33,7 +33,7 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
 
 def user_frame_of(exc: BaseException) -> Location | None:
     """The innermost traceback frame in the user's code, i.e. the line their exception came from."""
-    from .provenance import display_path, is_library_file
+    from .source import display_path, is_library_file
 
     if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
         return Location(display_path(exc.filename), exc.lineno, max(exc.offset or 1, 1))

@@ -19,9 +19,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .config import Config
-from .targets import Target
+from ..config import Config
+from ..targets import Target
+from ..version import __version__
 
 CACHE_FORMAT = 1
 # Config fields that do not change results (or are part of the key some other way).
