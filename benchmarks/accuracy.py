@@ -63,9 +63,10 @@ def near_threshold(att: float | None) -> bool:
 
 def estimate(case: Case) -> dict:
     from gradlint.config import Config
-    from gradlint.load import Candidate, LoadedFile, build_model
+    from gradlint.load.build import build_model
+    from gradlint.load.discover import Candidate, LoadedFile
+    from gradlint.load.targets import Target
     from gradlint.pipeline.run import Session, analyze_built
-    from gradlint.targets import Target
 
     target = Target(str(Path(__file__).resolve()), case.name.replace("-", "_"))
     torch.manual_seed(0)

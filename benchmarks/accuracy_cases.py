@@ -10,7 +10,6 @@ timm, transformers) are listed only when the package imports.
 from __future__ import annotations
 
 import itertools
-
 from dataclasses import dataclass, field
 from typing import Any, Callable
 

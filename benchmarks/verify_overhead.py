@@ -43,7 +43,12 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from gradlint.verify.measure import projection_loss  # noqa: E402
-from gradlint.verify.passes import LayerSpec, has_functional_activations, layer_specs, run_pass  # noqa: E402
+from gradlint.verify.passes import (  # noqa: E402
+    LayerSpec,
+    has_functional_activations,
+    layer_specs,
+    run_pass,
+)
 from gradlint.verify.resources import PeakMemory  # noqa: E402
 
 TIME_TARGET, MEMORY_TARGET = 1.3, 1.5

@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 from .config import Config
 from .ir.source import Location
-from .load import BuiltModel, definition_location
+from .load.build import BuiltModel
+from .load.discover import definition_location
 from .pipeline.records import ModelReport
 
 
@@ -39,10 +40,11 @@ def analyze(model: Any, example_inputs: Any = None, verify: bool = True, config:
     import torch.nn as nn
 
     from .ir.source import display_path
-    from .load import Candidate, LoadedFile, count_parameters
+    from .load.build import count_parameters
+    from .load.discover import Candidate, LoadedFile
+    from .load.targets import Target
     from .pipeline.run import Session, analyze_built
     from .rules import select_rules
-    from .targets import Target
     from .verify.options import prepare
     from .verify.passes import SavedState
 

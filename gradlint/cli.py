@@ -152,7 +152,7 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
 
 
 def _spec_from_config(spec: str, config) -> str:
-    from .targets import parse_target
+    from .load.targets import parse_target
 
     t = parse_target(spec)
     if config.root is not None and not Path(t.path).is_absolute():

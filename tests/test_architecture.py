@@ -24,26 +24,21 @@ PACKAGE = ROOT / "gradlint"
 
 # (layer, module prefixes), lowest first. The longest matching prefix decides a module's layer.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("gradlint.version", "gradlint.config", "gradlint.ir",
-              )),
-    ("load", ("gradlint.load", "gradlint.targets", "gradlint.provenance", "gradlint.limits", "gradlint.initcheck",
-              "gradlint.initlaw", "gradlint.sourcescan")),
+    ("core", ("gradlint.version", "gradlint.config", "gradlint.ir")),
+    ("load", ("gradlint.load",)),
     ("capture", ("gradlint.capture",)),
     ("engine", ("gradlint.estimate", "gradlint.verify")),
     ("rules", ("gradlint.rules",)),
-    ("pipeline", ("gradlint.pipeline", "gradlint.cache")),
+    ("pipeline", ("gradlint.pipeline",)),
     ("report", ("gradlint.report",)),
-    ("front", ("gradlint.cli", "gradlint.api", "gradlint.lsp", "gradlint.testing", "gradlint.__main__", "gradlint.docs")),
+    ("front", ("gradlint.cli", "gradlint.api", "gradlint.lsp", "gradlint.testing", "gradlint.__main__")),
 ]
 # The package itself (``gradlint/__init__.py``) is the public face: ``gradlint.analyze``.
 FRONT_PACKAGE = "gradlint"
 SIBLINGS = [("gradlint.estimate", "gradlint.verify")]
 
 # Modules allowed at the package root: the public surface and the bottom layer's settings.
-ROOT_MODULES = {"__init__", "__main__", "version", "config", "api", "cli", "testing",
-                # transitional, until they move into their packages
-                "cache", "docs", "initcheck", "initlaw", "limits", "load", "pipeline",
-                "provenance", "sourcescan", "targets"}
+ROOT_MODULES = {"__init__", "__main__", "version", "config", "api", "cli", "testing"}
 
 # Known violations, to shrink to nothing: (importer, imported).
 ALLOWED_UPWARD: set[tuple[str, str]] = {

@@ -15,7 +15,6 @@ import math
 import statistics
 
 import pytest
-
 from helpers import estimate_and_measurement
 
 HEADER = """

@@ -70,7 +70,9 @@ def test_derivative_gain_against_q(op):
 
 def test_closed_forms_of_the_sheet():
     s, q = 1.3, 1.69
-    from gradlint.estimate.gaussian import norm_cdf  # erfc to 1.2e-7 relative: compare at 1e-6
+    from gradlint.estimate.gaussian import (
+        norm_cdf,  # erfc to 1.2e-7 relative: compare at 1e-6
+    )
 
     assert abs(A.get("relu6").moments(0, q).edf2 - (norm_cdf(6 / s) - 0.5)) < 1e-6
     assert abs(A.get("hardtanh").moments(0, q).edf2 - (2 * norm_cdf(1 / s) - 1)) < 1e-6

@@ -8,7 +8,6 @@ import math
 import statistics
 
 import pytest
-
 from helpers import analyze_path, estimate_and_measurement
 
 MAX_READOUT = """

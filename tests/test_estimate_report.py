@@ -8,9 +8,9 @@ import json
 import math
 
 import pytest
+from helpers import analyze_path
 
 from gradlint.config import Config
-from helpers import analyze_path
 
 SIGMOID = """
 import torch

@@ -4,9 +4,9 @@ init code in the source) must agree before a layer counts as default-initialized
 from __future__ import annotations
 
 import pytest
+from helpers import analyze_path, codes
 
 from gradlint.config import Config
-from helpers import analyze_path, codes
 
 DEFAULT_MLP = """
 import torch.nn as nn
@@ -87,7 +87,7 @@ def test_weights_alone_do_not_decide(write):
 def test_weights_look_default_statistics():
     import torch
 
-    from gradlint.initcheck import weights_look_default
+    from gradlint.rules.default_init import weights_look_default
 
     torch.manual_seed(0)
     default = torch.nn.Linear(256, 128).weight

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from helpers import analyze_path
 
 from gradlint.config import Config
-from helpers import analyze_path
 
 MODEL = """
 import math
@@ -68,8 +68,9 @@ RECIPES = {
 
 
 def build(write, init: str, limit: int):
-    from gradlint.load import build_model, load_file
-    from gradlint.targets import parse_target
+    from gradlint.load.build import build_model
+    from gradlint.load.discover import load_file
+    from gradlint.load.targets import parse_target
 
     path = write("net.py", MODEL.format(init="        " + init + "\n"))
     loaded = load_file(parse_target(f"{path}::Net"))
@@ -145,7 +146,7 @@ def test_recorded_law_beats_initializer_range_only_when_recorded():
     import torch.nn as nn
 
     from gradlint.estimate.weights import WeightSource
-    from gradlint.initlaw import normal
+    from gradlint.load.initlaw import normal
 
     class Config:
         initializer_range = 0.02
@@ -167,7 +168,7 @@ def test_hugging_face_meta_build_runs_no_init_weights():
     transformers = pytest.importorskip("transformers")
     import torch
 
-    from gradlint.initcheck import InitRecorder
+    from gradlint.load.init_recorder import InitRecorder
 
     cfg = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                                    num_key_value_heads=1, vocab_size=50)
@@ -236,7 +237,7 @@ def test_zero_init_head_on_meta_is_a_structural_zero(write):
 
 
 def test_law_math():
-    from gradlint import initlaw as L
+    from gradlint.load import initlaw as L
 
     # the timm recipe with default bounds: uniform_(-1, 1), erfinv_, scale: an untruncated normal
     law = L.clamp(L.affine(L.erfinv(L.uniform(-1.0, 1.0)), 0.02 * math.sqrt(2)), -2.0, 2.0)

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_gradlint
 
 pytest.importorskip("pygls.lsp.client", reason="the lsp extra (pygls>=2) is not installed")

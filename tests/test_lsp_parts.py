@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from gradlint.lsp import runner
 from gradlint.lsp.detect import defines_models
 

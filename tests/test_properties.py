@@ -239,8 +239,9 @@ def test_every_capture_method_gives_the_same_structure(arch):
     # Rules never see how the graph was captured: fx, export and hooks must agree.
     from gradlint.capture import capture, inputs
     from gradlint.ir.structure import Structure
-    from gradlint.load import build_model, load_file
-    from gradlint.targets import parse_target
+    from gradlint.load.build import build_model
+    from gradlint.load.discover import load_file
+    from gradlint.load.targets import parse_target
 
     path = _FOLDER / f"arch_{next(_names)}.py"
     path.write_text(arch.source(), encoding="utf-8")

@@ -13,7 +13,6 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-
 from conftest import ROOT
 from test_ci_formats import check_sarif
 

@@ -181,8 +181,9 @@ def test_tuple_and_dataclass_outputs_and_optional_mask(write):
 
     # The same through each capture method on its own.
     from gradlint.capture import capture, inputs
-    from gradlint.load import build_model, load_file
-    from gradlint.targets import parse_target
+    from gradlint.load.build import build_model
+    from gradlint.load.discover import load_file
+    from gradlint.load.targets import parse_target
 
     loaded = load_file(parse_target(str(write("m.py", src))))
     built = build_model(loaded.candidates[0], materialize_limit=10**9)

@@ -4,9 +4,9 @@ produce the rule's finding at the documented line, VALID ones must not produce i
 from __future__ import annotations
 
 import pytest
+from helpers import analyze_path
 
 from gradlint.rules import all_rules
-from helpers import analyze_path
 
 CASES = []
 for code, rule in all_rules().items():

@@ -9,11 +9,10 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
+from helpers import analyze_path
 
 import gradlint
 from gradlint.report.text import render_json
-from helpers import analyze_path
-
 
 # -- models with a known answer ------------------------------------------------------------------
 
@@ -534,7 +533,10 @@ def test_stochastic_depth_is_off_for_the_measured_pass(monkeypatch):
 
 
 def test_stochastic_depth_modules_are_recognised():
-    from gradlint.verify.stochastic_depth import is_stochastic_depth, stochastic_depth_off
+    from gradlint.verify.stochastic_depth import (
+        is_stochastic_depth,
+        stochastic_depth_off,
+    )
 
     class ConvNextDropPath(nn.Module):  # Hugging Face's name
         def forward(self, x):

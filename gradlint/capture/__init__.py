@@ -16,7 +16,7 @@ from typing import Any
 
 from ..ir.errors import StageError, one_line, user_frame_of
 from ..ir.graph import LayerGraph
-from ..limits import PASS_THROUGH
+from ..load.limits import PASS_THROUGH
 
 METHODS = ("fx", "hooks", "export")
 
@@ -85,7 +85,7 @@ def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[s
     ``real_example``: a thunk giving CPU inputs, for the hooks retry on a materialized model."""
     import torch
 
-    from ..load import user_stdout_to_stderr
+    from ..load.importer import user_stdout_to_stderr
     from .inputs import forward_kwargs
 
     attempts: list[tuple[str, Any, BaseException]] = []

@@ -34,12 +34,12 @@ class Location:
 
 
 
-_GRADLINT_DIR = str(Path(__file__).resolve().parents[1])  # the gradlint package
+GRADLINT_DIR = str(Path(__file__).resolve().parents[1])  # the gradlint package
 
 
 @lru_cache(maxsize=1)
 def _library_roots() -> tuple[str, ...]:
-    roots = {_GRADLINT_DIR}
+    roots = {GRADLINT_DIR}
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         path = sysconfig.get_paths().get(key)
         if path:
@@ -102,7 +102,7 @@ def frame_location(frame: types.FrameType) -> Location:
 @lru_cache(maxsize=4096)
 def _in_gradlint(filename: str) -> bool:
     real = os.path.realpath(filename)
-    return real == _GRADLINT_DIR or real.startswith(_GRADLINT_DIR + os.sep)
+    return real == GRADLINT_DIR or real.startswith(GRADLINT_DIR + os.sep)
 
 
 def user_location(frame: types.FrameType | None, skip: Callable[[types.FrameType], bool] | None = None) -> Location | None:
@@ -130,7 +130,7 @@ def outermost_nonlibrary_or_first(frame: types.FrameType | None) -> Location | N
     """Fallback when no user frame exists (a model built entirely inside a library)."""
     first = None
     while frame is not None:
-        if first is None and not frame.f_code.co_filename.startswith(_GRADLINT_DIR):
+        if first is None and not frame.f_code.co_filename.startswith(GRADLINT_DIR):
             first = frame_location(frame)
         frame = frame.f_back
     return first

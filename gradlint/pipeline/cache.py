@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..targets import Target
+from ..load.targets import Target
 from ..version import __version__
 
 CACHE_FORMAT = 1

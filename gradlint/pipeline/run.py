@@ -8,7 +8,6 @@ hides the results of the others.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import os
 import time
 from dataclasses import dataclass, field
@@ -18,9 +17,10 @@ from typing import Any, Callable
 from ..config import Config
 from ..ir.errors import StageError, one_line
 from ..ir.source import Location
+from ..load.targets import Target, expand_targets, parse_target
 from ..rules.finding import Finding
-from ..targets import Target, expand_targets, parse_target
 from .records import LayerReport, ModelReport, Report
+from .suppress import filter_findings
 
 
 @dataclass
@@ -111,8 +111,9 @@ def _display(path: str) -> str:
 
 def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any:
     """Everything about one file: import it, build each model, analyse each. Returns a FileResult."""
-    from ..limits import TimeLimitExceeded, time_limit
-    from ..load import build_model, load_file
+    from ..load.build import build_model
+    from ..load.discover import load_file
+    from ..load.limits import TimeLimitExceeded, time_limit
     from .cache import FileResult
 
     config = session.config
@@ -266,9 +267,9 @@ def capture_with_inputs(built: Any, loaded: Any, config: Config, device: str) ->
 
 
 def analyze_built(built: Any, loaded: Any, session: Session) -> ModelReport:
-    from ..initcheck import check_init, model_class_files, source_init_sites
     from ..ir.structure import Structure
     from ..rules import RuleContext, all_rules
+    from ..rules.default_init import check_init, model_class_files, source_init_sites
 
     config = session.config
     spec = built.candidate.target.spec
@@ -355,47 +356,3 @@ def _optional_stages() -> list[Callable]:
     except ImportError:
         pass
     return stages
-
-
-# -- selection and suppression --------------------------------------------------------------
-
-def filter_findings(findings: list[Finding], model: ModelReport, session: Session) -> list[Finding]:
-    from ..sourcescan import is_suppressed
-
-    config = session.config
-    out = []
-    for f in findings:
-        if f.code not in session.enabled:
-            continue
-        if f.location is not None and os.path.exists(f.location.path) and is_suppressed(f.location.path, f.location.line, f.code):
-            continue
-        if _per_file_ignored(f, model.path, config):
-            continue
-        out.append(f)
-    out.sort(key=lambda f: (f.location.path if f.location else "", f.location.line if f.location else 0,
-                            f.location.column if f.location else 0, f.code))
-    return out
-
-
-def _per_file_ignored(f: Finding, model_path: str, config: Config) -> bool:
-    if not config.per_file_ignores:
-        return False
-    from ..rules import expand_selectors
-
-    root = config.root or Path.cwd()
-    paths = {model_path}
-    if f.location is not None:
-        paths.add(f.location.path)
-    rels = set()
-    for p in paths:
-        ap = Path(p).resolve()
-        try:
-            rels.add(ap.relative_to(root.resolve()).as_posix())
-        except ValueError:
-            rels.add(ap.as_posix())
-        rels.add(Path(p).as_posix())
-    for pattern, codes in config.per_file_ignores.items():
-        if any(fnmatch.fnmatch(r, pattern) or fnmatch.fnmatch(Path(r).name, pattern) for r in rels):
-            if f.code in expand_selectors(codes):
-                return True
-    return False

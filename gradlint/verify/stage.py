@@ -43,7 +43,7 @@ def verify_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report: 
             torch.manual_seed(config.seed)  # inferred inputs are random: --seed makes them repeatable
             inputs = _inputs(vbuilt, loaded, config, device, example)
         from ..capture.inputs import forward_kwargs
-        from ..load import user_stdout_to_stderr
+        from ..load.importer import user_stdout_to_stderr
 
         batch = _batch_of(inputs.args)
         with user_stdout_to_stderr(), _located_at(built.candidate.location):
@@ -119,7 +119,7 @@ def _materialize(built: Any, device: str, config: Any) -> tuple[Any, dict, Any, 
         model.to(device)  # parameter by parameter: the model never exists twice
         return model, built.sites, built, here
 
-    from ..load import build_model
+    from ..load.build import build_model
 
     check_fits(built.meta_model if built.meta_model is not None else built.model, device, already_there=False)
     try:

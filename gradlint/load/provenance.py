@@ -11,7 +11,7 @@ import sys
 import types
 import weakref
 
-from .ir.source import Location, outermost_nonlibrary_or_first, user_location
+from ..ir.source import Location, outermost_nonlibrary_or_first, user_location
 
 
 class ConstructionRecorder:

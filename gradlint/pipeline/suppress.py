@@ -1,33 +1,28 @@
-"""Reading the user's source: suppression comments (libcst) and weight-initialization code (ast).
+"""Which findings the user sees: the selected codes, minus ``# noqa`` comments (libcst) and
+``per-file-ignores``.
 
-Parsed once per file and cached; a file that cannot be parsed yields nothing (its import already
-failed with GL001). The init-code scan runs on every model whose weights leave the question open,
-so it uses the standard library's ``ast`` (about 1 ms a file); libcst, which keeps comments, is
-imported only when there are findings to check for ``# noqa`` (its import alone costs ~0.3 s).
+A file's comments are parsed once and cached; a file that cannot be parsed has no suppressions
+(its import already failed with GL001). libcst is imported only when there are findings to check
+(its import alone costs ~0.3 s).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..rules.finding import Finding
+from .records import ModelReport
 
 # flake8's noqa: "# noqa", "# noqa: GL101", "# noqa:GL101,GL102", case-insensitive.
 NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 FILE_NOQA = re.compile(r"#\s*gradlint:\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
-
-# Calls that (re)initialize weights, by the last name in the call.
-INIT_CALLS = frozenset({
-    "normal_", "uniform_", "trunc_normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
-    "kaiming_normal_", "orthogonal_", "zeros_", "ones_", "constant_", "eye_", "dirac_", "sparse_",
-    "fill_", "zero_", "copy_", "lecun_normal_", "variance_scaling_", "init_weights",
-})
-# Method definitions that customize initialization.
-INIT_DEFS = frozenset({"reset_parameters", "_reset_parameters", "_init_weights", "init_weights",
-                       "initialize_weights", "_initialize_weights", "weights_init", "init_params",
-                       "_init_params"})
-
 
 @dataclass
 class SourceFacts:
@@ -76,35 +71,6 @@ def _codes(text: str | None) -> frozenset[str] | None:
     return frozenset(c.upper() for c in re.split(r"[,\s]+", text.strip()) if c)
 
 
-@lru_cache(maxsize=512)
-def _init_sites_cached(path: str, mtime_ns: int, size: int) -> tuple[tuple[int, int, str], ...]:
-    import ast
-
-    try:
-        tree = ast.parse(Path(path).read_bytes())
-    except (SyntaxError, ValueError, OSError):
-        return ()
-    sites = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            func = node.func
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-            if name in INIT_CALLS or (name == "apply" and node.args):
-                sites.append((node.lineno, node.col_offset + 1, name))
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in INIT_DEFS:
-            sites.append((node.lineno, node.col_offset + 1, f"def {node.name}"))
-    return tuple(sorted(sites))
-
-
-def init_sites(path: str) -> tuple[tuple[int, int, str], ...]:
-    """(line, column, what) of every weight-initialization call or method in the file."""
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return ()
-    return _init_sites_cached(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
-
-
 def scan(path: str) -> SourceFacts:
     try:
         st = Path(path).stat()
@@ -120,4 +86,44 @@ def is_suppressed(path: str, line: int, code: str) -> bool:
     if line in facts.noqa:
         codes = facts.noqa[line]
         return codes is None or code in codes or any(code.startswith(c) for c in codes)
+    return False
+
+
+def filter_findings(findings: list[Finding], model: ModelReport, session: Any) -> list[Finding]:
+    config = session.config
+    out = []
+    for f in findings:
+        if f.code not in session.enabled:
+            continue
+        if f.location is not None and os.path.exists(f.location.path) and is_suppressed(f.location.path, f.location.line, f.code):
+            continue
+        if _per_file_ignored(f, model.path, config):
+            continue
+        out.append(f)
+    out.sort(key=lambda f: (f.location.path if f.location else "", f.location.line if f.location else 0,
+                            f.location.column if f.location else 0, f.code))
+    return out
+
+
+def _per_file_ignored(f: Finding, model_path: str, config: Config) -> bool:
+    if not config.per_file_ignores:
+        return False
+    from ..rules import expand_selectors
+
+    root = config.root or Path.cwd()
+    paths = {model_path}
+    if f.location is not None:
+        paths.add(f.location.path)
+    rels = set()
+    for p in paths:
+        ap = Path(p).resolve()
+        try:
+            rels.add(ap.relative_to(root.resolve()).as_posix())
+        except ValueError:
+            rels.add(ap.as_posix())
+        rels.add(Path(p).as_posix())
+    for pattern, codes in config.per_file_ignores.items():
+        if any(fnmatch.fnmatch(r, pattern) or fnmatch.fnmatch(Path(r).name, pattern) for r in rels):
+            if f.code in expand_selectors(codes):
+                return True
     return False

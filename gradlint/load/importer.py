@@ -1,0 +1,108 @@
+"""Importing the user's file the way pytest imports a test file: its folder (or its package's
+root) on ``sys.path``, ``if __name__ == "__main__":`` blocks not run, and a list of the project
+files the import pulled in (for the cache)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import re
+import sys
+import types
+from pathlib import Path
+
+from ..ir.source import is_library_file
+
+
+@contextlib.contextmanager
+def user_stdout_to_stderr():
+    """User code that prints must not corrupt ``--format json`` on stdout."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _package_root(path: Path) -> tuple[Path, str] | None:
+    """For a file inside a package (folders with __init__.py), the root folder and dotted name."""
+    parts = [path.stem] if path.name != "__init__.py" else []
+    folder = path.parent
+    if not (folder / "__init__.py").exists():
+        return None
+    while (folder / "__init__.py").exists():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if not all(p.isidentifier() for p in parts):
+        return None
+    return folder, ".".join(parts)
+
+
+_counter = 0
+
+
+def import_user_file(path: str) -> tuple[types.ModuleType, list[str]]:
+    """Import ``path`` as a module; returns it and the project files the import pulled in."""
+    global _counter
+    file = Path(path).resolve()
+    before = set(sys.modules)
+    pkg = _package_root(file)
+    if pkg is not None:
+        root, dotted = pkg
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        module = importlib.import_module(dotted)
+    else:
+        if str(file.parent) not in sys.path:
+            sys.path.insert(0, str(file.parent))
+        name = file.stem if file.stem.isidentifier() else re.sub(r"\W", "_", file.stem)
+        existing = sys.modules.get(name)
+        if existing is not None and getattr(existing, "__file__", None) != str(file):
+            _counter += 1
+            name = f"_gradlint_target_{_counter}_{name}"
+        spec = importlib.util.spec_from_file_location(name, file)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+    project = {str(file)}
+    for mod_name in set(sys.modules) - before:
+        f = getattr(sys.modules.get(mod_name), "__file__", None)
+        if f and f.endswith(".py") and not is_library_file(f):
+            project.add(str(Path(f).resolve()))
+    project |= referenced_project_files(module)
+    return module, sorted(project)
+
+
+def referenced_project_files(module: types.ModuleType) -> set[str]:
+    """User files a module uses, through the modules, classes and functions it references.
+
+    An import diff alone misses a helper module that an earlier target already imported; the
+    cache must still be invalidated when that helper changes.
+    """
+    seen: set[str] = set()
+    files: set[str] = set()
+    stack = [module]
+    while stack:
+        mod = stack.pop()
+        if mod.__name__ in seen:
+            continue
+        seen.add(mod.__name__)
+        f = getattr(mod, "__file__", None)
+        if not f or is_library_file(f):
+            continue
+        files.add(str(Path(f).resolve()))
+        for value in list(vars(mod).values()):
+            if isinstance(value, types.ModuleType):
+                stack.append(value)
+            else:
+                try:
+                    owner = sys.modules.get(getattr(value, "__module__", None) or "")
+                except Exception:  # noqa: BLE001 - exotic objects (lazy proxies) may raise
+                    continue
+                if isinstance(owner, types.ModuleType) and owner.__name__ not in seen:
+                    stack.append(owner)
+    return files
