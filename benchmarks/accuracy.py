@@ -77,13 +77,14 @@ def estimate(case: Case) -> dict:
     torch.manual_seed(0)
     report = analyze_built(built, loaded, session)
     elapsed = time.perf_counter() - t0
-    if report.status != "analyzed" or "estimate" not in report.details:
+    if report.status != "analyzed" or report.estimate is None:
         raise RuntimeError(report.error or report.notes or session.internal_errors)
-    view = report.details["estimate"]
-    graph = report.details["graph"]
-    layers = [(n.module or f"#{n.id}", list(n.attrs.get("weights", ()))) for n in graph.weight_layers()]
-    return {"view": view, "layers": layers, "verdict": report.summary.verdict, "seconds": elapsed,
-            "timings": dict(report.timings), "capture": report.capture, "unhandled": view["unhandled"]}
+    from gradlint.estimate.propagate import describe_unhandled
+
+    est = report.estimate
+    layers = [(n.module or f"#{n.id}", list(n.attrs.get("weights", ()))) for n in report.graph.weight_layers()]
+    return {"estimate": est, "layers": layers, "verdict": report.summary.verdict, "seconds": elapsed,
+            "timings": dict(report.timings), "capture": report.capture, "unhandled": describe_unhandled(est.unhandled)}
 
 
 # -- the ground truth -----------------------------------------------------------------------------------
@@ -114,22 +115,22 @@ def run_case(case: Case, seeds: int) -> dict:
     runs = measure(case, est["layers"], seeds)
     n = len(est["layers"])
     measured = [median_or_none([r[i] for r in runs]) for i in range(n)]
-    view = est["view"]
-    first = next((i for i, ly in enumerate(view["layers"]) if not ly["embedding"]), None)
+    view = est["estimate"]
+    first = next((i for i, ly in enumerate(view.layers) if not ly.is_embedding), None)
     zero_all = first is not None and all(r[first] == 0.0 for r in runs)
     rec = {
         "family": case.family, "name": case.name, "hard": case.hard,
-        "layers": [ly["module"] for ly in view["layers"]],
-        "est": [ly["grad_ratio"] for ly in view["layers"]],
-        "naive": [ly["naive"] for ly in view["layers"]],
-        "bound": [ly["bound"] for ly in view["layers"]],
+        "layers": [ly.module for ly in view.layers],
+        "est": [ly.grad_ratio for ly in view.layers],
+        "naive": [ly.naive for ly in view.layers],
+        "bound": [ly.bound for ly in view.layers],
         "meas": measured,
         "first": first,
-        "est_att": view["attenuation"],
+        "est_att": view.attenuation,
         "est_verdict": est["verdict"],
         "meas_att": measured[first] if first is not None else None,
         "meas_verdict": verdict(measured[first] if first is not None else None, zero_all),
-        "naive_att": view["layers"][first]["naive"] if first is not None else None,
+        "naive_att": view.layers[first].naive if first is not None else None,
         "seconds": round(est["seconds"], 3),
         "unhandled": est["unhandled"],
     }

@@ -118,7 +118,7 @@ PROBE = """
 import json, resource, sys, time
 t0 = time.perf_counter()
 from gradlint.config import Config
-from gradlint.pipeline import run
+from gradlint.pipeline.run import run
 from gradlint.rules import select_rules
 cfg = Config()
 torch_import = 0.0

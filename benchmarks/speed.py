@@ -149,10 +149,11 @@ sys.path.insert(0, sys.argv[3])
 import torch
 import torch._dynamo  # part of torch's import cost: meta-device kernels load it on first use
 from gradlint.config import Config
-from gradlint.load import build_model, load_file
-from gradlint.pipeline import Session, analyze_built
+from gradlint.load.build import build_model
+from gradlint.load.discover import load_file
+from gradlint.pipeline.run import Session, analyze_built
 from gradlint.rules import select_rules
-from gradlint.targets import parse_target
+from gradlint.load.targets import parse_target
 t_import = time.perf_counter() - t0
 config = Config(materialize_limit=0)  # the meta device: shapes and init formulas only
 session = Session(config, select_rules(None, [], []))
@@ -163,7 +164,7 @@ built = build_model(loaded.candidates[0], config.materialize_limit)
 t_build = time.perf_counter() - t1
 report = analyze_built(built, loaded, session)
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-graph = report.details.get("graph")
+graph = report.graph
 print(json.dumps({"import": t_import, "build": t_build, "timings": report.timings, "status": report.status,
                   "error": report.error, "nodes": len(graph) if graph is not None else None,
                   "layers": len(report.layers), "verdict": report.summary.verdict,

@@ -143,7 +143,7 @@ def specs(model, args):
     report = gradlint.analyze(model, args, verify=False, select=["GL001"])
     if report.status != "analyzed":
         raise SystemExit(f"capture failed: {report.error}")
-    graph = report.details["graph"]
+    graph = report.graph
     return layer_specs(graph), has_functional_activations(graph)
 
 

@@ -71,9 +71,9 @@ def analyze_one(model: ZooModel, folder: Path, args: argparse.Namespace) -> dict
         findings=[{"code": f.code, "message": f.message, "fix": f.fix} for f in m.findings],
         notes=m.notes,
         layers=len(m.layers),
-        depth=m.details.get("depth"), shortest_depth=m.details.get("shortest_depth"),
-        parameters=m.details.get("parameters"), materialized=m.details.get("materialized"),
-        input_source=m.details.get("input_source"),
+        depth=m.depth, shortest_depth=m.shortest_depth,
+        parameters=m.parameters, materialized=m.materialized,
+        input_source=m.input_source or None,
     )
     return rec
 
@@ -253,7 +253,7 @@ def main() -> None:
             import importlib.util
 
             sys.path.insert(0, str(ROOT))
-            if importlib.util.find_spec("gradlint.verify.stage") is None:
+            if importlib.util.find_spec("gradlint.verify.run") is None:
                 print("zoo: --verify is not available in this gradlint yet; running static only", file=sys.stderr)
                 args.verify = False
         models, skipped = catalog(args.family)

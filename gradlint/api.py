@@ -81,6 +81,11 @@ def analyze(model: Any, example_inputs: Any = None, verify: bool = True, config:
         report = analyze_built(built, loaded, session)
     finally:
         saved.restore()
+    if cfg.plot or cfg.tensorboard:
+        from .pipeline.records import Report
+        from .report.outputs import write_files
+
+        write_files(Report(models=[report]), cfg)
     for msg in session.internal_errors:
         report.notes.append(f"internal error: {msg}")
         warnings.warn(f"gradlint internal error: {msg}", RuntimeWarning, stacklevel=2)

@@ -115,9 +115,7 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
 
     if jobs == 0:
         jobs = os.cpu_count() or 1
-    # --plot/--tensorboard write files: a cache hit would skip them, so they always run.
-    use_cache = (config.cache and not no_cache and not debug and not os.environ.get("GRADLINT_NO_CACHE")
-                 and not config.plot and not config.tensorboard)
+    use_cache = config.cache and not no_cache and not debug and not os.environ.get("GRADLINT_NO_CACHE")
     try:
         report, session = run(specs, config, enabled, jobs=max(jobs, 1), use_cache=use_cache)
     except KeyboardInterrupt:
@@ -136,7 +134,14 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
 
         render_statistics(report, sys.stdout, as_json=fmt == "json")
     else:
-        formats.render(fmt, report, sys.stdout, show_fixes=show_fixes)
+        formats.render(fmt, report, sys.stdout, show_fixes=show_fixes, chart=bool(config.chart))
+    if config.plot or config.tensorboard:
+        from .report.outputs import OutputError, write_files
+
+        try:
+            write_files(report, config)
+        except OutputError as e:
+            report.usage_errors.append(str(e))
     for msg in report.usage_errors:
         click.echo(f"gradlint: error: {msg}", err=True)
     for msg in report.messages:

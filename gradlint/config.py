@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .ir.verdict import Thresholds
+
 
 class ConfigError(ValueError):
     """A bad configuration value or CLI option (exit code 2)."""
@@ -42,6 +44,10 @@ class Config:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-rule options
     root: Path | None = None  # folder of the pyproject.toml the config came from
     source: str | None = None  # that file, for error messages
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.vanishing_threshold, self.exploding_threshold)
 
     def rule_options(self, code: str, name: str) -> dict[str, Any]:
         opts: dict[str, Any] = {}

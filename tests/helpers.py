@@ -37,7 +37,7 @@ def estimate_and_measurement(path: Path | str, target: str = "Net", select: list
 
     path = Path(path)
     model = analyze_path(f"{path}::{target}", select=select or ["GL2"]).models[0]
-    layers = [(n.module, list(n.attrs["weights"])) for n in model.details["graph"].weight_layers()]
+    layers = [(n.module, list(n.attrs["weights"])) for n in model.graph.weight_layers()]
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

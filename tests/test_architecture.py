@@ -41,20 +41,8 @@ SIBLINGS = [("gradlint.estimate", "gradlint.verify")]
 ROOT_MODULES = {"__init__", "__main__", "version", "config", "api", "cli", "testing"}
 
 # Known violations, to shrink to nothing: (importer, imported).
-ALLOWED_UPWARD: set[tuple[str, str]] = {
-    ('gradlint.capture.kinds', 'gradlint.verify.stochastic_depth'),
-    ('gradlint.estimate.stage', 'gradlint.pipeline.records'),
-    ('gradlint.estimate.stage', 'gradlint.pipeline.run'),
-    ('gradlint.estimate.stage', 'gradlint.report.chart'),
-    ('gradlint.verify.stage', 'gradlint.pipeline.records'),
-    ('gradlint.verify.stage', 'gradlint.pipeline.run'),
-    ('gradlint.verify.stage', 'gradlint.rules'),
-}
-ALLOWED_CYCLES: list[set[str]] = [
-    {'gradlint.estimate.bound', 'gradlint.estimate.context'},
-    {'gradlint.estimate.handlers', 'gradlint.estimate.handlers.activation', 'gradlint.estimate.handlers.attention', 'gradlint.estimate.handlers.dense', 'gradlint.estimate.handlers.elementwise', 'gradlint.estimate.handlers.io', 'gradlint.estimate.handlers.merge', 'gradlint.estimate.handlers.norm', 'gradlint.estimate.handlers.pool', 'gradlint.estimate.handlers.recurrent', 'gradlint.estimate.handlers.shape', 'gradlint.estimate.registry'},
-    {'gradlint.estimate.stage', 'gradlint.pipeline.run', 'gradlint.verify.stage'},
-]
+ALLOWED_UPWARD: set[tuple[str, str]] = set()
+ALLOWED_CYCLES: list[set[str]] = []
 
 
 def modules() -> dict[str, tuple[Path, bool]]:

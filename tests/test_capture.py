@@ -33,7 +33,7 @@ def example_inputs():
 
 
 def graph_of(report, i=0):
-    return report.models[i].details["graph"]
+    return report.models[i].graph
 
 
 def test_data_dependent_control_flow_falls_back_to_hooks(write):
@@ -168,8 +168,8 @@ def test_a_1000_layer_model_is_analysed_without_allocating_its_weights(write):
     report = analyze_path(write("huge.py", src), select=["GL1"])
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     m = report.models[0]
-    assert m.status == "analyzed" and m.details["materialized"] is False
-    assert m.details["parameters"] > 16_000_000_000
+    assert m.status == "analyzed" and m.materialized is False
+    assert m.parameters > 16_000_000_000
     assert len(m.layers) == 1000
     assert grown_mb < 1500, f"peak RSS grew by {grown_mb:.0f} MB"
     assert codes(report) == []  # pre-norm residual: healthy
@@ -315,4 +315,4 @@ def test_modules_returning_tuples_stay_on_the_path(write):
     """
     report = analyze_path(write("m.py", src), select=["GL1"])
     m = report.models[0]
-    assert m.capture == "fx" and m.details["depth"] == 3 and m.details["shortest_depth"] == 3
+    assert m.capture == "fx" and m.depth == 3 and m.shortest_depth == 3

@@ -90,8 +90,8 @@ def test_deep_sigmoid_mlp_fires_every_depth_rule():
 def test_resnet_depth_counts_the_longest_path_but_skip_is_short():
     report = analyze_path(ROOT / "examples/resnet_small.py", select=DEPTH_RULES)
     m = report.models[0]
-    assert m.details["depth"] >= 33  # stem + 32 convs + fc on the residual branches
-    assert m.details["shortest_depth"] <= 6  # stem, the projection shortcuts, fc
+    assert m.depth >= 33  # stem + 32 convs + fc on the residual branches
+    assert m.shortest_depth <= 6  # stem, the projection shortcuts, fc
 
 
 def test_thresholds_come_from_rule_options(write):
@@ -273,5 +273,5 @@ def test_normalized_transitions_of_inverted_residual_nets_are_not_plain_depth(wr
     # which train well with BatchNorm; without it the shorter threshold applies.
     report = analyze_path(write("model.py", INVERTED_RESIDUAL.replace("NORM", norm)), select=["GL103"])
     m = report.models[0]
-    assert m.status == "analyzed" and m.details["shortest_depth"] == 24
+    assert m.status == "analyzed" and m.shortest_depth == 24
     assert codes(report) == expected

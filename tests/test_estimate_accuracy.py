@@ -155,4 +155,4 @@ def test_prediction_matches_measurement(name, tmp_path):
     errors = [abs(math.log10(e / m)) for e, m in zip(est[:-1], measured[:-1]) if e and m]
     assert len(errors) == len(est) - 1
     assert statistics.median(errors) < tolerance, list(zip(est, measured))
-    assert model.details["estimate"]["unhandled"] == []
+    assert model.estimate.unhandled == []

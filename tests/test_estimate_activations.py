@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from gradlint.capture.kinds import ACTIVATIONS
+from gradlint.ir.ops import ACTIVATIONS
 from gradlint.estimate import activations as A
 
 # estimator.md, "Activation constants at q = 1": max|phi'|, E[phi'^2], E[phi], E[phi^2]

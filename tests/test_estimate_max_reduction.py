@@ -38,7 +38,7 @@ def test_a_max_over_tokens_readout_keeps_its_gradient(reduce, tmp_path):
     path = tmp_path / "acc_max.py"
     path.write_text(MAX_READOUT.replace("{reduce}", reduce), encoding="utf-8")
     model, est, measured = estimate_and_measurement(path)
-    assert model.details["estimate"]["unhandled"] == []
+    assert model.estimate.unhandled == []
     assert all(e is not None and e > 0 for e in est), est
     errors = [abs(math.log10(e / m)) for e, m in zip(est[:-1], measured[:-1])]
     assert statistics.median(errors) < 0.25, list(zip(est, measured))

@@ -41,6 +41,6 @@ def test_unfold_and_fold_are_estimated_close_to_the_measurement(tmp_path):
     path = tmp_path / "acc_patches.py"
     path.write_text(PATCHES, encoding="utf-8")
     model, est, measured = estimate_and_measurement(path)
-    assert model.details["estimate"]["unhandled"] == []
+    assert model.estimate.unhandled == []
     errors = [abs(math.log10(e / m)) for e, m in zip(est[:-1], measured[:-1])]
     assert statistics.median(errors) < 0.25, list(zip(est, measured))

@@ -174,7 +174,7 @@ def test_meta_device_uses_init_formulas(write):
     path = write("deep.py", SIGMOID)
     real = analyze_path(path).models[0]
     meta = analyze_path(path, config=Config(materialize_limit=0)).models[0]
-    assert not meta.details["materialized"]
+    assert not meta.materialized
     r, m = real.summary.estimated_attenuation, meta.summary.estimated_attenuation
     assert abs(math.log10(r / m)) < 0.3  # default init: the formula and the draw agree
 

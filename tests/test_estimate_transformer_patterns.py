@@ -282,7 +282,7 @@ def test_zoo_pattern_matches_measurement(name, tmp_path):
     _, e0, m0 = pairs[0]
     assert abs(math.log10(e0 / m0)) < 2 * tolerance, pairs  # the attenuation itself
     assert model.summary.verdict == model.summary.measured_verdict or model.summary.measured_verdict is None
-    assert model.details["estimate"]["unhandled"] == []
+    assert model.estimate.unhandled == []
 
 
 # hand-written attention with timm's attn_drop (p = 0) between the softmax and ``@ v``: the product

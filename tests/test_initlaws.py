@@ -218,7 +218,7 @@ def test_meta_estimate_matches_the_materialized_one_under_custom_init(write):
     path = write("vggish.py", E2E)
     real = analyze_path(path, select=[]).models[0]
     meta = analyze_path(path, select=[], config=Config(materialize_limit=0)).models[0]
-    assert real.details["materialized"] and not meta.details["materialized"]
+    assert real.materialized and not meta.materialized
     r, m = real.summary.estimated_attenuation, meta.summary.estimated_attenuation
     assert abs(math.log10(r / m)) < 0.1  # the default formulas: 1.2 decades off
     assert real.summary.verdict == meta.summary.verdict
@@ -231,7 +231,7 @@ def test_zero_init_head_on_meta_is_a_structural_zero(write):
     path = write("zerohead.py", E2E.replace("zero_head=False", "zero_head=True"))
     meta = analyze_path(path, select=[], config=Config(materialize_limit=0)).models[0]
     real = analyze_path(path, select=[]).models[0]
-    assert not meta.details["materialized"]
+    assert not meta.materialized
     assert meta.summary.verdict == real.summary.verdict == "structural-zero"
     assert meta.summary.estimated_attenuation == real.summary.estimated_attenuation == 0.0
 

@@ -28,7 +28,7 @@ def test_a_declared_input_size_is_used(write):
     report = analyze_path(write("m.py", DECLARED_SIZE), select=["GL1"])
     m = report.models[0]
     assert m.status == "analyzed", [f.message for f in m.findings]
-    assert m.details["input_source"] == "pretrained_cfg['input_size'] of the model"
+    assert m.input_source == "pretrained_cfg['input_size'] of the model"
 
 
 CIFAR_NET = """

@@ -208,14 +208,14 @@ def test_any_assembled_architecture_is_analysed(arch):
 @given(archs())
 def test_depth_and_shortest_depth_match_the_architecture(arch):
     _, m = analyze(arch, select=[])
-    assert (m.details["depth"], m.details["shortest_depth"]) == expected_depths(arch)
+    assert (m.depth, m.shortest_depth) == expected_depths(arch)
 
 
 @SETTINGS
 @given(archs(kinds=("plain",)))
 def test_a_plain_chain_is_as_deep_as_its_weight_layers(arch):
     _, m = analyze(arch, select=[])
-    assert m.details["depth"] == m.details["shortest_depth"] == len(m.layers) == len(arch.weight_modules())
+    assert m.depth == m.shortest_depth == len(m.layers) == len(arch.weight_modules())
 
 
 @SETTINGS
@@ -229,8 +229,8 @@ def test_adding_a_residual_connection_never_lengthens_the_shortest_path(arch, da
     residual = replace(arch, blocks=tuple(replace(b, kind="residual") if j == i else b for j, b in enumerate(arch.blocks)))
     _, before = analyze(arch, select=[])
     _, after = analyze(residual, select=[])
-    assert after.details["shortest_depth"] <= before.details["shortest_depth"]
-    assert after.details["depth"] == before.details["depth"]
+    assert after.shortest_depth <= before.shortest_depth
+    assert after.depth == before.depth
 
 
 @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -283,14 +283,7 @@ def test_normalizing_every_layer_never_adds_a_missing_normalization_finding(arch
 
 
 # -- estimator-dependent properties --------------------------------------------------------------
-# They need the estimate stage (gradlint/estimate/stage.py) and read only the JSON contract's
-# numbers: summary.estimated_attenuation and layers[*].estimate. Skipped until the stage exists.
-
-def _estimator():
-    try:
-        from gradlint.estimate.stage import estimate_stage  # noqa: F401
-    except ImportError:
-        pytest.skip("the estimate stage is not installed in this checkout")
+# They read only the JSON contract's numbers: summary.estimated_attenuation and layers[*].estimate.
 
 
 def _attenuation(arch: Arch) -> float:
@@ -305,7 +298,6 @@ def _attenuation(arch: Arch) -> float:
 @SETTINGS
 @given(archs())
 def test_estimates_are_finite(arch):
-    _estimator()
     _, m = analyze(arch, select=[])
     for layer in m.layers:
         assert layer.estimate is not None
@@ -315,7 +307,6 @@ def test_estimates_are_finite(arch):
 @SETTINGS
 @given(archs(kinds=("plain",)))
 def test_adding_a_sigmoid_layer_to_a_plain_chain_never_raises_the_attenuation(arch):
-    _estimator()
     longer = replace(arch, blocks=arch.blocks + (Block("plain", (Layer(None, "sigmoid"),)),))
     assert _attenuation(longer) <= _attenuation(arch) * (1 + 1e-6)
 
@@ -324,7 +315,7 @@ def _block_gain(arch: Arch, b: int) -> float:
     """delta at the block's input over delta at its output (the residual add, when there is one),
     from the estimate's node-by-node flow of the error signal."""
     _, m = analyze(arch, select=[], materialize_limit=0)
-    flow = m.details["estimate"]["flow"]
+    flow = m.estimate.flow
     first = next(f for f in flow if f.label == f"b{b}.0.0")
     x = first.inputs[0]
     inside = [f for f in flow if f.label.startswith(f"b{b}.")]
@@ -347,7 +338,6 @@ def test_adding_a_skip_connection_around_a_block_never_lowers_its_gain(arch, dat
     # estimator's chi of a BatchNorm branch depends a little on the structure of the gradient that
     # arrives from downstream (the per-channel constant part BatchNorm removes), which the skip
     # changes: hypothesis found dips of up to 3% (a conv+BN block in a CNN), hence the 5% margin.
-    _estimator()
     i = data.draw(st.integers(0, len(arch.blocks) - 1))
     residual = replace(arch, blocks=tuple(replace(b, kind="residual") if j == i else b for j, b in enumerate(arch.blocks)))
     gain_plain, gain_residual = _block_gain(arch, i), _block_gain(residual, i)

@@ -22,7 +22,7 @@ def analyzed(report):
 
 
 def graph_of(m):
-    return m.details["graph"]
+    return m.graph
 
 
 # -- Hugging Face, built from configs -----------------------------------------------------------
@@ -66,7 +66,7 @@ def transformers_mod():
 def test_hugging_face_configs_are_analysed_without_false_alarms(transformers_mod, write, name):
     report = analyze_path(f"{write(f'hf_{name}.py', HF[name])}::build", select=["GL0", *DEPTH_RULES])
     m = analyzed(report)
-    assert m.details["input_source"].startswith("the Hugging Face config")
+    assert m.input_source.startswith("the Hugging Face config")
     assert codes(report) == []
     assert len(m.layers) >= 8
 
@@ -81,7 +81,7 @@ def test_encoder_decoder_sees_both_stacks_and_ties_the_shared_embedding(transfor
     assert [layer.type for layer in m.layers].count("Embedding") == 1
     assert "lm_head" not in names
     # The decoder reads the encoder: some path from the input ids crosses both stacks.
-    assert m.details["depth"] > max(sum(n.startswith(p) for n in names) for p in ("encoder.", "decoder.")) // 2
+    assert m.depth > max(sum(n.startswith(p) for n in names) for p in ("encoder.", "decoder.")) // 2
 
 
 def test_multimodal_model_with_dict_inputs_and_model_output(transformers_mod, write):
@@ -310,8 +310,8 @@ def test_hand_written_timm_style_hybrid(write):
     # A library-style LayerNorm2d subclass with permutes is a norm, not a pile of reshapes.
     assert sum(n.kind == NORM and n.module_type == "LayerNorm2d" for n in g) == 5
     assert sum(n.op == "sdpa" for n in g) == 4
-    assert m.details["shortest_depth"] <= 4  # stem, downsampling conv, head: the rest is residual
-    assert m.details["depth"] >= 20
+    assert m.shortest_depth <= 4  # stem, downsampling conv, head: the rest is residual
+    assert m.depth >= 20
     assert not any(layer.type == "Embedding" for layer in m.layers)
 
 
@@ -376,4 +376,4 @@ def test_namedtuple_outputs_with_auxiliary_heads(write):
     report = analyze_path(write("m.py", src), select=["GL0"])
     m = analyzed(report)
     assert m.capture == "fx"
-    assert (m.details["depth"], m.details["shortest_depth"]) == (3, 3)
+    assert (m.depth, m.shortest_depth) == (3, 3)

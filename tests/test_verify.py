@@ -103,7 +103,7 @@ def test_he_relu_residual_mlp_does_not_vanish():
 
 def test_zero_initialized_layer_gives_exactly_zero_gradients_upstream():
     r = gradlint.analyze(ZeroMiddle(), x(8, 16))
-    v = r.details["verify"]
+    v = r.measurement
     fc1, fc2, head = v.layers
     assert fc1.zero_fraction == 1.0 and fc1.grad_norm == 0.0
     assert fc1.structural_zero and fc1.zero_cause == "fc2.weight"
@@ -137,7 +137,7 @@ def test_nan_in_the_forward_is_reported_at_the_op(write):
     m = report.models[0]
     hits = [f for f in m.findings if f.code == "GL307"]
     assert hits and hits[0].location.line == 12 and "sqrt()" in hits[0].message
-    assert m.details["verify"].has_nonfinite
+    assert m.measurement.has_nonfinite
     head = m.layers[1].measured
     assert head["grad_norm"] is None and head["grad_rms"] is None  # NaN is not JSON: null
     buf = __import__("io").StringIO()
@@ -159,7 +159,7 @@ def test_nan_only_in_the_backward_is_located_between_layers():
             return self.head(dist)
 
     r = gradlint.analyze(PairwiseDistances(), x(8, 16))
-    v = r.details["verify"]
+    v = r.measurement
     assert v.loss_value is not None and math.isfinite(v.loss_value)
     assert v.layers[0].nonfinite > 0 and v.layers[1].nonfinite == 0
     f = next(f for f in r.findings if f.code == "GL307")
@@ -179,8 +179,8 @@ def test_saturating_tanh_with_huge_weights():
                 x = torch.tanh(fc(x))
             return x
 
-    loud = gradlint.analyze(LoudTanh(20.0), x(16, 64)).details["verify"]
-    quiet = gradlint.analyze(LoudTanh(1.0), x(16, 64)).details["verify"]
+    loud = gradlint.analyze(LoudTanh(20.0), x(16, 64)).measurement
+    quiet = gradlint.analyze(LoudTanh(1.0), x(16, 64)).measurement
     assert len(loud.activations) == 4  # one functional call site per preceding layer
     assert all(a.op == "tanh" and a.family == "saturating" for a in loud.activations)
     assert min(a.saturated_fraction for a in loud.activations) > 0.6
@@ -200,7 +200,7 @@ def test_dead_relus():
             return self.head(self.act(self.fc(x)))
 
     r = gradlint.analyze(NegativeBias(), x(16, 64))
-    site = r.details["verify"].activations[0]
+    site = r.measurement.activations[0]
     assert site.module == "act" and site.layer == "fc"
     assert site.inactive_fraction > 0.95 and site.dead_fraction > 0.8
     assert "GL304" in codes(r)
@@ -246,13 +246,13 @@ def test_delta_is_the_gradient_at_the_layer_output():
     projection_loss([model(inputs)], 0).backward()
     for h in hooks:
         h.remove()
-    for lm in r.details["verify"].layers:
+    for lm in r.measurement.layers:
         assert lm.delta_norm == pytest.approx(outs[lm.module].grad.norm().item(), rel=1e-5)
 
 
 def test_histogram_and_sign_counts_add_up():
     r = gradlint.analyze(HeResidualMLP(depth=4), x(8, 32))
-    for lm in r.details["verify"].layers:
+    for lm in r.measurement.layers:
         assert lm.zeros + lm.nonfinite + sum(lm.hist) == lm.numel
         assert lm.positive + lm.negative == sum(lm.hist)
         assert sum(lm.hist_negative) == lm.negative
@@ -322,7 +322,7 @@ def test_model_kept_on_meta_is_built_once_for_verify(write):
     path = write("big.py", MODEL_FILE.format(body="pass"))
     report = analyze_path(path, verify=True, materialize_limit=0)
     m = report.models[0]
-    assert m.details["materialized"] is False
+    assert m.materialized is False
     assert m.summary.measured_verdict == "healthy"
     assert all(layer.measured["grad_norm"] > 0 for layer in m.layers)
 
@@ -392,9 +392,9 @@ def test_user_loss_from_the_file_and_from_the_config(write):
     def vector_loss(output):
         return output.sum(dim=1)
     """)
-    v = analyze_path(path, verify=True).models[0].details["verify"]
+    v = analyze_path(path, verify=True).models[0].measurement
     assert v.loss == "gradlint_loss()" and v.loss_value > 0  # a mean of squares; a projection can be < 0
-    v2 = analyze_path(path, verify=True, loss="other_loss").models[0].details["verify"]
+    v2 = analyze_path(path, verify=True, loss="other_loss").models[0].measurement
     assert v2.loss == "other_loss()" and v2.loss_value != v.loss_value
     missing = analyze_path(path, verify=True, loss="nope").findings
     assert any(f.code == "GL001" and "'nope'" in f.message for f in missing)
@@ -414,7 +414,7 @@ def test_device_resolution():
 
 
 def test_peak_memory_and_time_are_reported():
-    v = gradlint.analyze(HeResidualMLP(depth=4), x(8, 32)).details["verify"]
+    v = gradlint.analyze(HeResidualMLP(depth=4), x(8, 32)).measurement
     assert v.forward_backward_s > 0 and v.statistics_s > 0
     assert v.peak_memory_bytes is not None and v.peak_memory_bytes >= 0
     if sys.platform.startswith("linux"):
@@ -437,7 +437,7 @@ def test_verify_off_measures_nothing(write):
     path = write("plain.py", MODEL_FILE.format(body="pass"))
     m = analyze_path(path).models[0]
     assert m.layers and all(layer.measured is None for layer in m.layers)
-    assert "verify" not in m.details and m.summary.measured_verdict is None
+    assert m.measurement is None and m.summary.measured_verdict is None
 
 
 def test_gradient_statistics_exact_on_small_tensors_and_sampled_on_large_ones():
@@ -517,11 +517,11 @@ def test_stochastic_depth_is_off_for_the_measured_pass(monkeypatch):
     with monkeypatch.context() as mp:
         mp.setattr(passes, "stochastic_depth_off", lambda model: contextlib.nullcontext(0))
         before = gradlint.analyze(model, x(2, 32))
-    assert any(lm.zero_fraction == 1.0 for lm in before.details["verify"].layers)
+    assert any(lm.zero_fraction == 1.0 for lm in before.measurement.layers)
     assert "GL305" in codes(before)
 
     r = gradlint.analyze(model, x(2, 32))
-    v = r.details["verify"]
+    v = r.measurement
     assert not any(lm.zeros == lm.numel for lm in v.layers), [lm.module for lm in v.layers if lm.zeros == lm.numel]
     assert "GL305" not in codes(r)
     assert "stochastic depth off for the measured pass: 4 modules (identity, as at inference)" in v.notes
@@ -635,13 +635,13 @@ class ZeroGainNF(nn.Module):
 
 def test_zero_init_bn_before_an_se_gate_is_a_structural_zero_not_a_collapse():
     r = gradlint.analyze(SENet(), x(4, 32))
-    v = r.details["verify"]
+    v = r.measurement
     fc1, fc2 = v.layer("block.se.fc1"), v.layer("block.se.fc2")
     assert fc1.zeros == fc1.numel and fc2.zeros == fc2.numel  # measured: exactly zero
     assert not fc1.structural_zero  # no zero weight finishes after it: the pass alone cannot tell
-    est = {ly["module"]: ly for ly in r.details["estimate"]["layers"]}
+    est = {ly.module: ly for ly in r.estimate.layers}
     reason = "block.bn's scale (weight) is all zeros (zero-initialized)"
-    assert est["block.se.fc1"]["zero"] == est["block.se.fc2"]["zero"] == est["block.fc"]["zero"] == reason
+    assert est["block.se.fc1"].zero == est["block.se.fc2"].zero == est["block.fc"].zero == reason
     assert "GL305" not in codes(r)
     gl203 = [f.message for f in r.findings if f.code == "GL203"]
     assert len(gl203) == 1 and "3 weight layers (block.fc, block.se.fc1, block.se.fc2)" in gl203[0], gl203
@@ -649,11 +649,11 @@ def test_zero_init_bn_before_an_se_gate_is_a_structural_zero_not_a_collapse():
 
 def test_zero_gain_of_a_weight_standardized_conv_is_a_structural_zero_not_a_collapse():
     r = gradlint.analyze(ZeroGainNF(), x(2, 3, 8, 8))
-    v = r.details["verify"]
+    v = r.measurement
     conv2 = v.layer("conv2")
     assert conv2.zeros == conv2.numel and not conv2.structural_zero
-    est = {ly["module"]: ly for ly in r.details["estimate"]["layers"]}
-    assert est["conv2"]["zero"] == est["conv1"]["zero"] == "conv2's gain is all zeros (zero-initialized)"
+    est = {ly.module: ly for ly in r.estimate.layers}
+    assert est["conv2"].zero == est["conv1"].zero == "conv2's gain is all zeros (zero-initialized)"
     assert "GL305" not in codes(r)
     assert any(f.code == "GL203" and "conv2's gain" in f.message for f in r.findings)
 
@@ -675,8 +675,8 @@ class ZeroedBranch(nn.Module):
 
 def test_an_exactly_zero_gradient_the_estimate_does_not_explain_is_still_gl305():
     r = gradlint.analyze(ZeroedBranch(), x(4, 32))
-    branch = r.details["verify"].layer("branch")
+    branch = r.measurement.layer("branch")
     assert branch.zeros == branch.numel
-    est = {ly["module"]: ly for ly in r.details["estimate"]["layers"]}
-    assert not est["branch"]["zero"]
+    est = {ly.module: ly for ly in r.estimate.layers}
+    assert not est["branch"].zero
     assert "GL305" in codes(r)

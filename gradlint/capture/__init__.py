@@ -131,3 +131,39 @@ def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[s
     msg = one_line(primary)
     raise StageError("capture", msg + (f" (also tried {detail})" if detail else ""), user_frame_of(primary),
                      "make forward() run on the example inputs, or define example_inputs() in the file")
+
+
+def capture_with_inputs(built: Any, loaded: Any, config: Any, device: str) -> tuple[LayerGraph, Any]:
+    """Capture on the example inputs. A guessed image the model rejects for its size (Inception
+    wants 299, a CIFAR net's flatten wants 32) is guessed again with other sides; when all fail,
+    the first error says which input it was given."""
+    from . import inputs as inp
+
+    example = inp.example_inputs_for(built, loaded, config, device)
+    first: StageError | None = None
+    tried: list[str] = []
+    sides: list[int] = []
+    side = None
+    while True:
+        real = (lambda s=side: inp.example_inputs_for(built, loaded, config, "cpu", side=s)) if built.materialized else None
+        try:
+            graph = capture(built, example, real)
+        except StageError as e:
+            tried.append(inp.describe(example))
+            if first is None:
+                first = e
+                sides = inp.retry_sides(example, e.message)
+            if not sides:
+                if example.source.startswith("inferred"):
+                    also = f"; also tried {', '.join(tried[1:])}" if len(tried) > 1 else ""
+                    first.message += f" (on the inferred input {tried[0]}{also})"
+                    first.hint = ("define example_inputs() in the file (or pass --input-shape) with the input the "
+                                  "model expects")
+                raise first from None
+            side = sides.pop(0)
+            example = inp.example_inputs_for(built, loaded, config, device, side=side)
+            continue
+        if first is not None:
+            graph.notes.append(f"the inferred input {tried[0]} was rejected ({first.message.split(' (also tried')[0]}); "
+                               f"analysed with {inp.describe(example)}")
+        return graph, example

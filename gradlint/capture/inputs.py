@@ -274,3 +274,18 @@ def forward_kwargs(model: Any, inputs: ExampleInputs) -> dict:
     if "use_cache" in params and "use_cache" not in kwargs:
         kwargs["use_cache"] = False
     return kwargs
+
+
+def example_inputs_for(built: Any, loaded: Any, config: Any, device: str, side: int | None = None) -> ExampleInputs:
+    """The model's example inputs on ``device``: the file's ``example_inputs()``, else the
+    configured shape, else inferred from the model (``side``: the image side a retry chose)."""
+    model = built.meta_model if device == "meta" else built.model
+    if loaded.example_inputs is not None:
+        return from_function(loaded.example_inputs, device)
+    if config.input_shape:
+        ex = from_shape(config.input_shape, model, device)
+        ex.source = "input-shape"
+        return ex
+    ex = infer(model, device, batch=config.batch_size or DEFAULT_BATCH, side=side)
+    ex.side = side
+    return ex

@@ -9,20 +9,12 @@ tanh, and a Llama ``RMSNorm`` is a norm rather than a pile of arithmetic.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..ir import graph as g
 
-# Saturating activations: derivative bounded well below 1 or zero over most of the line.
-SATURATING = frozenset({"sigmoid", "tanh", "hardsigmoid", "hardtanh", "softsign", "logsigmoid"})
-
-# Activations the estimator knows; anything else is an "other" op.
-ACTIVATIONS = frozenset({
-    "identity", "relu", "leaky_relu", "prelu", "relu6", "elu", "celu", "selu", "gelu", "silu",
-    "mish", "hardswish", "hardsigmoid", "hardtanh", "sigmoid", "tanh", "softplus", "softsign",
-    "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "glu", "relu_squared", "threshold",
-})
 
 
 @dataclass
@@ -155,6 +147,23 @@ _NAME_HINTS: tuple[tuple[str, Classified], ...] = tuple(
 )
 
 
+# timm DropPath, Hugging Face *DropPath (ConvNextDropPath, SwinDropPath, BeitDropPath, ...),
+# torchvision StochasticDepth, and the usual spellings in user code.
+_NAME = re.compile(r"drop_?path|stochastic_?depth", re.IGNORECASE)
+
+
+def is_stochastic_depth(module: Any) -> bool:
+    """A stochastic-depth / drop-path module: torchvision's ``StochasticDepth``, or a class whose
+    name says DropPath or StochasticDepth and that holds no weights of its own."""
+    tv_ops = sys.modules.get("torchvision.ops")
+    cls = getattr(tv_ops, "StochasticDepth", None) if tv_ops is not None else None
+    if isinstance(cls, type) and isinstance(module, cls):
+        return True
+    if not _NAME.search(type(module).__name__):
+        return False
+    return next(iter(module.parameters()), None) is None  # a block named "...DropPath..." with layers is not one
+
+
 def classify_module(module: Any) -> Classified | None:
     """The node kind of a module analysed as one unit (a *leaf*), or None to look inside it."""
     global _TABLE
@@ -168,7 +177,6 @@ def classify_module(module: Any) -> Classified | None:
             return make(module)
     if has_children:
         return None
-    from ..verify.stochastic_depth import is_stochastic_depth
 
     if is_stochastic_depth(module):
         # one leaf, the identity: --verify measures with stochastic depth off, as at inference

@@ -18,7 +18,6 @@ import math
 from typing import Any, Callable
 
 from ..ir import graph as g
-from .context import is_float_node
 
 
 def spectral_norm(tensor: Any, rows: int, taps: int = 1, iterations: int = 12) -> float:
@@ -83,7 +82,7 @@ def bounds_and_baseline(ctx: Any, steps: list, layer_nodes: list[int]) -> tuple[
         if node.kind == g.ACTIVATION:
             factor = lips[0] if lips else 1.0
         for j, src in enumerate(node.inputs):
-            if not is_float_node(graph[src]):
+            if not graph[src].is_float:
                 continue
             bound[src] = (bound[src] or 0.0) + lips[j] * b
             naive[src] = max(naive[src] or 0.0, factor * nv)

@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ir import graph as g
 from .signals import UNIT, Signal
 from .weights import TensorStats, WeightSource
 
@@ -109,6 +108,3 @@ class Context:
 def numel(shape: tuple[int, ...] | None) -> int:
     return math.prod(shape) if shape else 1
 
-
-def is_float_node(node: Any) -> bool:
-    return bool(node.attrs.get("float", True)) and node.kind != g.OUTPUT

@@ -7,8 +7,6 @@ in the direction of the total), with what pushes the other way named as an offse
 
 from __future__ import annotations
 
-import math
-from typing import Any
 
 from .propagate import INPUT_SCALE, MERGE, SHAPE
 
@@ -73,24 +71,3 @@ def why(causes: dict[str, float], total: float, limit: int = 3) -> str:
 def dominant(causes: dict[str, float], total: float) -> str | None:
     push, _ = split(causes, total)
     return push[0][0] if push else None
-
-
-def explanation_lines(view: dict[str, Any]) -> list[str]:
-    """The ``--format full`` block under the chart: the why of the first layer, and what the
-    estimate could not model or had to assume."""
-    lines = []
-    layers = view.get("layers") or []
-    first = next((ly for ly in layers if not ly.get("embedding")), None)
-    att = view.get("attenuation")
-    if first is not None and att and att > 0 and first.get("causes"):
-        total = math.log10(att)
-        lines.append(f"   why {first['module']} gets {att:.1e} of the last layer's gradient: "
-                     f"{why(first['causes'], total, limit=4)}")
-    if view.get("bound_estimated"):
-        lines.append("   bound: normalization/attention/gates have no fixed Lipschitz constant; their expected gain "
-                     "stands in, so the bound column is indicative there")
-    for u in view.get("unhandled") or []:
-        lines.append(f"   not modelled (treated as identity): {u}")
-    for a in (view.get("assumptions") or [])[:8]:
-        lines.append(f"   assumed: {a}")
-    return lines

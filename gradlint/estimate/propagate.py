@@ -15,13 +15,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..ir import graph as g
 from . import prefix
-from .context import Context, Unsupported, is_float_node
-from .registry import Step, Unhandled, lookup
+from .context import Context, Unsupported
+from .handlers import lookup
+from .registry import Step, Unhandled
 from .signals import UNIT, Grad, Signal, merge_grads
 from .weights import WeightSource
 
@@ -76,10 +77,16 @@ class Estimate:
     grads: list[Grad | None] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     bound_estimated: bool = False  # some factor of the bound is an expected gain, not a bound
+    inputs: str = ""  # where the input statistics came from
 
     @property
     def last(self) -> LayerEstimate | None:
         return self.layers[-1] if self.layers else None
+
+    def plain(self) -> "Estimate":
+        """A copy without the per-node working state (signals, gradients, handler steps with their
+        closures): what the report keeps and renderers read."""
+        return replace(self, signals=[], grads=[], steps=[])
 
 
 def _passthrough(node: Any, ins: list[Signal]) -> Step:
@@ -183,7 +190,7 @@ def backward(ctx: Context, steps: list[Step]) -> Backward:
                 # reason on, so that every layer behind it is known to be a structural zero
                 zero[node.id] = next((c[2] for c in contrib if c[2]), None)
                 for src in node.inputs:
-                    if is_float_node(graph[src]):
+                    if graph[src].is_float:
                         contributions[src].append((Grad(0.0), node.id, zero[node.id]))
                 continue
             log_g[node.id], causes[node.id] = _split(contrib, log_g, causes, steps)
@@ -192,7 +199,7 @@ def backward(ctx: Context, steps: list[Step]) -> Backward:
         in_grads, head_in = _prefix_backward(step, pre, grad, head, len(node.inputs))
         reads = ctx.prefix_reads.get(node.id, ())
         for j, src in enumerate(node.inputs):
-            if j >= len(in_grads) or not is_float_node(graph[src]):
+            if j >= len(in_grads) or not graph[src].is_float:
                 continue
             gi = in_grads[j]
             if j in reads:  # this consumer reads only the prefix tokens: its gradient lives there

@@ -64,23 +64,12 @@ def handles(kind: str, *ops: str) -> Callable[[Handler], Handler]:
 
 
 def lookup(kind: str, op: str) -> Handler | None:
-    _load()
+    """The handler for a node (``estimate.handlers`` must be imported: importing it registers them)."""
     return _HANDLERS.get((kind, op)) or _HANDLERS.get((kind, ANY_OP))
 
 
 def registered() -> dict[tuple[str, str], Handler]:
-    _load()
     return dict(_HANDLERS)
-
-
-_loaded = False
-
-
-def _load() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from . import handlers  # noqa: F401 - importing registers every handler
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,11 @@ class Node:
     params: dict[str, str] = field(default_factory=dict)
 
     @property
+    def is_float(self) -> bool:
+        """Carries differentiable (floating-point) values: integer ids and masks carry no gradient."""
+        return bool(self.attrs.get("float", True)) and self.kind != OUTPUT
+
+    @property
     def is_weight_layer(self) -> bool:
         return self.kind in WEIGHT_KINDS and bool(self.attrs.get("has_weight", True))
 

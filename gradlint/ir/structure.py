@@ -24,10 +24,6 @@ def is_depth_layer(n: Node) -> bool:
     return n.is_weight_layer and n.kind != g.EMBEDDING
 
 
-def is_float(n: Node) -> bool:
-    return bool(n.attrs.get("float", True))
-
-
 @dataclass
 class Run:
     length: int
@@ -69,7 +65,7 @@ class Structure:
         for n in self.graph:
             if n.kind not in (g.ADD, g.CONCAT):
                 continue
-            ins = [i for i in dict.fromkeys(n.inputs) if is_float(self.graph[i])]
+            ins = [i for i in dict.fromkeys(n.inputs) if self.graph[i].is_float]
             if any(a != b and (anc[b] >> a) & 1 for a in ins for b in ins):
                 out.add(n.id)
         return out
@@ -109,7 +105,7 @@ class Structure:
             best = None
             for i in n.inputs:
                 v = val[i]
-                if v is None or not is_float(self.graph[i]) and self.graph[i].kind != g.INPUT:
+                if v is None or not self.graph[i].is_float and self.graph[i].kind != g.INPUT:
                     continue
                 if best is None or better(v, val[best]):
                     best = i
@@ -201,7 +197,7 @@ class Structure:
         val = [0] * len(self.graph)
         back: list[int | None] = [None] * len(self.graph)
         for n in self.graph:
-            ins = [i for i in n.inputs if is_float(self.graph[i]) or self.graph[i].kind == g.INPUT]
+            ins = [i for i in n.inputs if self.graph[i].is_float or self.graph[i].kind == g.INPUT]
             if n.kind == g.MUL:
                 # x * sigmoid(s) (squeeze-excitation, gating): the gate scales x, the run goes on through x.
                 ins = [i for i in ins if not is_gate(self.graph[i])] or ins

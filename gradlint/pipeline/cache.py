@@ -14,10 +14,9 @@ import os
 import pickle
 import sys
 import tempfile
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from ..config import Config
 from ..load.targets import Target
@@ -25,7 +24,7 @@ from ..version import __version__
 
 CACHE_FORMAT = 1
 # Config fields that do not change results (or are part of the key some other way).
-_NOT_IN_KEY = {"root", "source", "cache", "cache_dir", "timeout", "models", "exclude"}
+_NOT_IN_KEY = {"root", "source", "cache", "cache_dir", "timeout", "models", "exclude", "chart", "plot", "tensorboard"}
 
 
 @dataclass
@@ -98,7 +97,7 @@ class Cache:
                 return None
         result = entry["result"]
         for r in result.reports:
-            r.details["cached"] = True
+            r.cached = True
         return result
 
     def put(self, target: Target, result: FileResult) -> None:
@@ -120,30 +119,9 @@ class Cache:
 
 
 def _portable(result: FileResult) -> FileResult:
-    """Drop what only an in-process caller needs (the captured graph) and anything unpicklable."""
-    reports = []
-    for r in result.reports:
-        details = {}
-        for k, v in r.details.items():
-            if k == "graph":
-                continue
-            try:
-                pickle.dumps(v)
-            except Exception:  # noqa: BLE001
-                continue
-            details[k] = v
-        clone = pickle.loads(pickle.dumps(_without_details(r)))
-        clone.details = details
-        reports.append(clone)
+    """Drop what only an in-process caller needs (the captured graph)."""
+    reports = [pickle.loads(pickle.dumps(replace(r, graph=None))) for r in result.reports]
     return FileResult(reports, list(result.messages), list(result.internal_errors), list(result.project_files))
-
-
-def _without_details(report: Any) -> Any:
-    import copy
-
-    c = copy.copy(report)
-    c.details = {}
-    return c
 
 
 def _ensure_gitignore(directory: Path) -> None:

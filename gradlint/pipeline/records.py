@@ -1,12 +1,22 @@
-"""The finished report: what every renderer (text, JSON, SARIF, LSP) reads. No analysis here."""
+"""The finished report: what every renderer (text, JSON, SARIF, LSP, plots) reads. No analysis here.
+
+``to_json`` writes the JSON contract (README.md, "JSON output"); the other fields serve the terminal,
+the plots and the tooling around them. Importing this module imports no torch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..ir.source import Location
+from ..ir.verdict import Thresholds
 from ..rules.finding import Finding
+
+if TYPE_CHECKING:
+    from ..estimate.propagate import Estimate
+    from ..ir.graph import LayerGraph
+    from ..verify.measurement import Measurement
 
 
 @dataclass
@@ -16,8 +26,6 @@ class LayerReport:
     location: Location | None
     estimate: dict[str, Any] | None = None  # {"grad_ratio": float, "bound": float}
     measured: dict[str, Any] | None = None  # only with --verify
-    # Not in the JSON contract; shown by the text renderers.
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -59,8 +67,19 @@ class ModelReport:
     # Not in the JSON contract: for the terminal and the tooling around it.
     notes: list[str] = field(default_factory=list)
     path: str = ""  # the file this model came from
-    timings: dict[str, float] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)  # estimator/verify extras for renderers
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    parameters: int | None = None  # parameters of the built model
+    materialized: bool | None = None  # weights on the CPU (False: analysed on the meta device)
+    input_source: str = ""  # where the example inputs came from
+    depth: int | None = None  # weight layers on the longest input-to-output path
+    shortest_depth: int | None = None  # ... on the shortest one (short when skip connections exist)
+    thresholds: Thresholds = field(default_factory=Thresholds)  # what the verdicts used
+    estimate: Estimate | None = None  # the estimate as plain data: causes, flow, assumptions
+    measurement: Measurement | None = None  # --verify: the measured pass
+    output_files: list[str] = field(default_factory=list)  # --plot / --tensorboard outputs
+    project_files: list[str] = field(default_factory=list)  # user files the model's import used
+    cached: bool = False  # served from the cache
+    graph: LayerGraph | None = None  # the captured graph; in-process only, never cached
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -12,14 +12,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..config import Config
 from ..ir.errors import StageError, one_line
 from ..ir.source import Location
 from ..load.targets import Target, expand_targets, parse_target
-from ..rules.finding import Finding
-from .records import LayerReport, ModelReport, Report
+from .records import ModelReport, Report
 from .suppress import filter_findings
 
 
@@ -214,145 +213,29 @@ def _drop_components(built: list) -> list:
     return kept or built
 
 
-def example_inputs_for(built: Any, loaded: Any, config: Config, device: str, side: int | None = None) -> Any:
-    from ..capture import inputs as inp
-
-    model = built.meta_model if device == "meta" else built.model
-    if loaded.example_inputs is not None:
-        return inp.from_function(loaded.example_inputs, device)
-    if config.input_shape:
-        ex = inp.from_shape(config.input_shape, model, device)
-        ex.source = "input-shape"
-        return ex
-    ex = inp.infer(model, device, batch=config.batch_size or inp.DEFAULT_BATCH, side=side)
-    ex.side = side
-    return ex
-
-
-def capture_with_inputs(built: Any, loaded: Any, config: Config, device: str) -> tuple[Any, Any]:
-    """Capture on the example inputs. A guessed image the model rejects for its size (Inception
-    wants 299, a CIFAR net's flatten wants 32) is guessed again with other sides; when all fail,
-    the first error says which input it was given."""
-    from ..capture import capture
-    from ..capture import inputs as inp
-
-    example = example_inputs_for(built, loaded, config, device)
-    first: StageError | None = None
-    tried: list[str] = []
-    sides: list[int] = []
-    side = None
-    while True:
-        real = (lambda s=side: example_inputs_for(built, loaded, config, "cpu", side=s)) if built.materialized else None
-        try:
-            graph = capture(built, example, real)
-        except StageError as e:
-            tried.append(inp.describe(example))
-            if first is None:
-                first = e
-                sides = inp.retry_sides(example, e.message)
-            if not sides:
-                if example.source.startswith("inferred"):
-                    also = f"; also tried {', '.join(tried[1:])}" if len(tried) > 1 else ""
-                    first.message += f" (on the inferred input {tried[0]}{also})"
-                    first.hint = ("define example_inputs() in the file (or pass --input-shape) with the input the "
-                                  "model expects")
-                raise first from None
-            side = sides.pop(0)
-            example = example_inputs_for(built, loaded, config, device, side=side)
-            continue
-        if first is not None:
-            graph.notes.append(f"the inferred input {tried[0]} was rejected ({first.message.split(' (also tried')[0]}); "
-                               f"analysed with {inp.describe(example)}")
-        return graph, example
-
-
 def analyze_built(built: Any, loaded: Any, session: Session) -> ModelReport:
-    from ..ir.structure import Structure
-    from ..rules import RuleContext, all_rules
-    from ..rules.default_init import check_init, model_class_files, source_init_sites
+    """Every stage on one built model (``stages.STAGES``), timed; a failing stage becomes GL001."""
+    from .stages import STAGES, ModelRun
 
-    config = session.config
     spec = built.candidate.target.spec
     path = loaded.target.path
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    device = "meta" if built.meta_model is not None else "cpu"
-    try:
-        graph, example = capture_with_inputs(built, loaded, config, device)
-    except StageError as e:
-        return failed_report(spec, e, path, session)
-    timings["capture"] = time.perf_counter() - t0
-
-    m = ModelReport(target=spec, capture=graph.capture, path=path)
-    m.notes += built.notes + graph.notes
-    m.details["input_source"] = graph.input_source
-    m.details["parameters"] = built.parameters
-    m.details["materialized"] = built.materialized
-    m.details["project_files"] = loaded.project_files
-
-    t1 = time.perf_counter()
-    structure = Structure(graph)
-    try:
-        init = check_init(graph, built, built.init_touched, built.saw_custom_init,
-                          lambda: source_init_sites(model_class_files(built.model)))
-    except Exception as e:  # noqa: BLE001 - never lose the other results to this
-        session.internal_errors.append(f"{spec}: init check: {one_line(e)}")
-        init = None
-    ctx = RuleContext(graph=graph, structure=structure, options={}, init=init, config=config)
-    m.details["depth"] = structure.depth
-    m.details["shortest_depth"] = structure.shortest_depth
-    timings["structure"] = time.perf_counter() - t1
-
-    findings: list[Finding] = []
-    for stage in _optional_stages():
-        t2 = time.perf_counter()
+    run = ModelRun(session.config, session.enabled, loaded, built, ModelReport(target=spec, path=path))
+    for stage in STAGES:
+        t0 = time.perf_counter()
         try:
-            stage(ctx, built, loaded, example, m, session)
+            stage(run)
         except StageError as e:
-            failed = failed_report(spec, e, path, session)
-            findings += failed.findings
-            m.notes.append(f"{e.stage} failed: {e.message}")
-        except Exception as e:  # noqa: BLE001
-            session.internal_errors.append(f"{spec}: {getattr(stage, '__name__', stage)}: {one_line(e)}")
-        timings[getattr(stage, "stage_name", "stage")] = time.perf_counter() - t2
-
-    t3 = time.perf_counter()
-    for code, rule_cls in all_rules().items():
-        if code not in session.enabled or code == "GL001":
-            continue
-        if rule_cls.requires == "estimate" and ctx.estimate is None:
-            continue
-        if rule_cls.requires == "measurement" and ctx.measurement is None:
-            continue
-        rule = rule_cls(config.rule_options(code, rule_cls.name))
-        ctx.options = rule.opts
-        try:
-            findings += list(rule.check(ctx))
-        except Exception as e:  # noqa: BLE001 - a rule bug must not hide the other rules
-            session.internal_errors.append(f"{spec}: rule {code} crashed: {one_line(e)}")
-    timings["rules"] = time.perf_counter() - t3
-
-    if not m.layers:
-        m.layers = [LayerReport(n.module or n.op, n.module_type or n.kind, n.location) for n in graph.weight_layers()]
-    m.findings = filter_findings(findings, m, session)
-    m.timings.update(timings)
-    m.details["graph"] = graph
-    return m
-
-
-def _optional_stages() -> list[Callable]:
-    """Estimate and verify plug in here when their packages are present."""
-    stages = []
-    try:
-        from ..estimate.stage import estimate_stage
-
-        stages.append(estimate_stage)
-    except ImportError:
-        pass
-    try:
-        from ..verify.stage import verify_stage
-
-        stages.append(verify_stage)
-    except ImportError:
-        pass
-    return stages
+            if stage.required:
+                session.internal_errors += run.internal_errors
+                return failed_report(spec, e, path, session)
+            run.findings += failed_report(spec, e, path, session).findings
+            run.report.notes.append(f"{e.stage} failed: {e.message}")
+        except Exception as e:  # noqa: BLE001 - gradlint's own bug: keep the other results
+            run.internal_errors.append(f"{spec}: {stage.name}: {one_line(e)}")
+            if stage.required:
+                session.internal_errors += run.internal_errors
+                return failed_report(spec, StageError(stage.name, f"internal error: {one_line(e)}"), path, session)
+        run.report.timings[stage.name] = time.perf_counter() - t0
+    session.internal_errors += run.internal_errors
+    run.report.findings = filter_findings(run.findings, run.report, session)
+    return run.report

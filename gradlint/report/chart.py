@@ -2,8 +2,7 @@
 scale, in the terminal (``--format full`` and ``--chart``). Plain ASCII, so it survives any
 terminal encoding and CI log.
 
-Reads the estimate's plain-data view (``details["estimate"]``), never the graph: it also works on
-cached results.
+Reads the report's estimate (plain data), never the graph: it also works on cached results.
 """
 
 from __future__ import annotations
@@ -15,13 +14,13 @@ WIDTH = 44  # bar columns
 MAX_ROWS = 40  # deeper models show evenly spaced layers (first, last and threshold crossings kept)
 
 
-def _rows(layers: list[dict[str, Any]], vanishing: float, exploding: float) -> list[int]:
+def _rows(layers: list[Any], vanishing: float, exploding: float) -> list[int]:
     n = len(layers)
     if n <= MAX_ROWS:
         return list(range(n))
     keep = {0, n - 1}
     for i in range(1, n):  # where the ratio crosses a threshold
-        a, b = layers[i - 1].get("grad_ratio"), layers[i].get("grad_ratio")
+        a, b = layers[i - 1].grad_ratio, layers[i].grad_ratio
         if a is not None and b is not None and ((a < vanishing) != (b < vanishing) or (a > exploding) != (b > exploding)):
             keep.update({i - 1, i})
     step = (n - 1) / (MAX_ROWS - len(keep) - 1) if MAX_ROWS - len(keep) > 1 else n
@@ -32,13 +31,14 @@ def _rows(layers: list[dict[str, Any]], vanishing: float, exploding: float) -> l
     return sorted(i for i in keep if 0 <= i < n)
 
 
-def render_chart(view: dict[str, Any]) -> str:
-    layers = view.get("layers") or []
-    vals = [ly.get("grad_ratio") for ly in layers]
+def render_chart(model: Any) -> str:
+    """The chart of a ``ModelReport``'s estimate ('' when it has none)."""
+    layers = model.estimate.layers if model.estimate is not None else []
+    vals = [ly.grad_ratio for ly in layers]
     logs = [math.log10(v) for v in vals if v is not None and v > 0 and math.isfinite(v)]
     if not logs:
         return ""
-    vanishing, exploding = view.get("thresholds", (1e-3, 1e4))
+    vanishing, exploding = model.thresholds.vanishing, model.thresholds.exploding
     lo = min(min(logs), 0.0)
     hi = max(max(logs), 0.0)
     lv, le = math.log10(vanishing), math.log10(exploding)
@@ -59,7 +59,7 @@ def render_chart(view: dict[str, Any]) -> str:
     if lo <= le <= hi:
         marks[col(le)] = ":"
     rows = _rows(layers, vanishing, exploding)
-    names = [layers[i]["module"] for i in rows]
+    names = [layers[i].module for i in rows]
     name_w = min(max((len(s) for s in names), default=5), 28)
     idx_w = len(str(len(layers) - 1))
     out = ["   gradient RMS per weight layer, relative to the last one (log scale; output at the top, input at the bottom)"]
@@ -69,8 +69,8 @@ def render_chart(view: dict[str, Any]) -> str:
             out.append(f"   {'':>{idx_w}}  {'...':<{name_w}}")
         previous = i
         ly = layers[i]
-        v = ly.get("grad_ratio")
-        name = ly["module"] if len(ly["module"]) <= name_w else "..." + ly["module"][-(name_w - 3):]
+        v = ly.grad_ratio
+        name = ly.module if len(ly.module) <= name_w else "..." + ly.module[-(name_w - 3):]
         if v is None:
             bar = " " * WIDTH
             text = "    -    "
@@ -86,12 +86,11 @@ def render_chart(view: dict[str, Any]) -> str:
             bar = "".join(cells)
             text = f"{v:9.1e}"
         tag = ""
-        if ly.get("zero"):
+        if ly.zero:
             tag = "  structural zero"
-        elif ly.get("unused"):
+        elif ly.unused:
             tag = "  (no path to the output)"
         out.append(f"   {i:>{idx_w}}  {name:<{name_w}} {text} |{bar}|{tag}")
-    axis = [" "] * (WIDTH + 2)
     ticks = []
     for lg in sorted({lo, hi, 0} | ({round(lv)} if lo <= lv <= hi else set()) | ({round(le)} if lo <= le <= hi else set())):
         c = col(lg) + 1
@@ -111,5 +110,4 @@ def render_chart(view: dict[str, Any]) -> str:
         notes.append(f"{len(rows)} of {len(layers)} layers shown")
     if notes:
         out.append("   " + "; ".join(notes))
-    del axis
     return "\n".join(out)

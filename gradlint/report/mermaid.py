@@ -27,10 +27,11 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else ("0" if x == 0 else f"{x:.1e}")
 
 
-def diagram(view: dict[str, Any]) -> list[str]:
-    flow = view.get("flow") or []
-    edges = view.get("edges") or {}
-    vanishing, exploding = view.get("thresholds", (1e-3, 1e4))
+def diagram(model: Any) -> list[str]:
+    """The Mermaid lines of a ``ModelReport``'s estimate."""
+    flow = model.estimate.flow
+    edges = model.estimate.edge_gains
+    vanishing, exploding = model.thresholds.vanishing, model.thresholds.exploding
     by_id = {f.id: f for f in flow}
     keep = {f.id for f in flow}
     if len(flow) > FULL_LIMIT:
@@ -86,11 +87,11 @@ def diagram(view: dict[str, Any]) -> list[str]:
 
 
 def render_mermaid(report: Any, out: IO[str], **_: Any) -> None:
-    models = [m for m in report.models if (m.details or {}).get("estimate")]
+    models = [m for m in report.models if m.estimate is not None]
     header = ["%% gradlint: delta = |dL/dx| at each node relative to the last weight layer's output (estimate);",
               "%% edge labels: the factor the gradient is multiplied by going back along that edge."]
     if len(models) == 1:
-        out.write("\n".join(header + [f"%% {models[0].target}"] + diagram(models[0].details["estimate"])) + "\n")
+        out.write("\n".join(header + [f"%% {models[0].target}"] + diagram(models[0])) + "\n")
         return
     if not models:
         out.write("%% gradlint: no model was estimated\n")
@@ -100,4 +101,4 @@ def render_mermaid(report: Any, out: IO[str], **_: Any) -> None:
         return
     for m in models:
         out.write(f"## {m.target}\n\n```mermaid\n")
-        out.write("\n".join(header + diagram(m.details["estimate"])) + "\n```\n\n")
+        out.write("\n".join(header + diagram(m)) + "\n```\n\n")

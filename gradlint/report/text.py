@@ -1,12 +1,14 @@
-"""Terminal output: ``path:line:col: GL101 message`` lines and a summary line (concise), and the
-per-model layer table for ``--format full``."""
+"""Terminal output: ``path:line:col: GL101 message`` lines and a summary line (concise), and for
+``--format full`` per model the layer table, the gradient-against-depth chart and why."""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import IO
 
 from ..pipeline.records import ModelReport, Report
+from .chart import render_chart
 
 
 def finding_line(f, fallback_path: str) -> str:
@@ -30,15 +32,16 @@ def summary_line(report: Report) -> str:
     return f"Found {n} {prob} in {with_findings} of {models} {model_word}{fail_txt}."
 
 
-def render_concise(report: Report, out: IO[str], show_fixes: bool = False) -> None:
+def render_concise(report: Report, out: IO[str], show_fixes: bool = False, chart: bool = False) -> None:
     for m in report.models:
         for f in m.findings:
             out.write(finding_line(f, m.path) + "\n")
             if show_fixes and f.fix:
                 out.write(f"    fix: {f.fix}\n")
         # --chart: the gradient-vs-depth picture, indented so problem matchers skip it
-        for block in m.details.get("concise_sections", []):
-            out.write(f"{m.target}:\n" + block.rstrip("\n") + "\n")
+        picture = render_chart(m) if chart else ""
+        if picture:
+            out.write(f"{m.target}:\n" + picture.rstrip("\n") + "\n")
     out.write(summary_line(report) + "\n")
 
 
@@ -72,12 +75,12 @@ def render_full(report: Report, out: IO[str]) -> None:
         if m.error:
             out.write(f"   {m.error['stage']} failed: {m.error['message']}\n")
         info = []
-        if "depth" in m.details:
-            info.append(f"depth {m.details['depth']} weight layers (shortest path {m.details['shortest_depth']})")
-        if "parameters" in m.details:
-            info.append(f"{m.details['parameters']:,} parameters" + ("" if m.details.get("materialized") else ", meta device"))
-        if m.details.get("input_source"):
-            info.append(f"inputs {m.details['input_source']}")
+        if m.depth is not None:
+            info.append(f"depth {m.depth} weight layers (shortest path {m.shortest_depth})")
+        if m.parameters is not None:
+            info.append(f"{m.parameters:,} parameters" + ("" if m.materialized else ", meta device"))
+        if m.input_source:
+            info.append(f"inputs {m.input_source}")
         if info:
             out.write("   " + "; ".join(info) + "\n")
         if m.summary.verdict or m.summary.measured_verdict:
@@ -90,12 +93,15 @@ def render_full(report: Report, out: IO[str]) -> None:
             if s.verdict and s.measured_verdict and s.verdict != s.measured_verdict:
                 parts.append("!! the estimate and the measurement disagree")
             out.write("   " + "; ".join(parts) + "\n")
-        if "verify" in m.details:
-            out.write(verify_line(m.details["verify"]) + "\n")
+        if m.measurement is not None:
+            out.write(verify_line(m.measurement) + "\n")
         if m.layers:
             out.write(layer_table(m))
-        for block in m.details.get("full_sections", []):
-            out.write(block.rstrip("\n") + "\n")
+        picture = render_chart(m)
+        if picture:
+            out.write(picture.rstrip("\n") + "\n")
+        for line in explanation_lines(m):
+            out.write(line + "\n")
         for f in m.findings:
             out.write(finding_line(f, m.path) + "\n")
             if f.fix:
@@ -104,6 +110,31 @@ def render_full(report: Report, out: IO[str]) -> None:
             out.write(f"   note: {note}\n")
         out.write("\n")
     out.write(summary_line(report) + "\n")
+
+
+def explanation_lines(m: ModelReport) -> list[str]:
+    """Under the chart: why the first layer gets what it gets, and what the estimate could not
+    model or had to assume."""
+    from ..estimate.explain import why
+    from ..estimate.propagate import describe_unhandled
+
+    est = m.estimate
+    if est is None:
+        return []
+    lines = []
+    first = next((ly for ly in est.layers if not ly.is_embedding), None)
+    att = est.attenuation
+    if first is not None and att and att > 0 and first.causes:
+        lines.append(f"   why {first.module} gets {att:.1e} of the last layer's gradient: "
+                     f"{why(first.causes, math.log10(att), limit=4)}")
+    if est.bound_estimated:
+        lines.append("   bound: normalization/attention/gates have no fixed Lipschitz constant; their expected gain "
+                     "stands in, so the bound column is indicative there")
+    for u in describe_unhandled(est.unhandled):
+        lines.append(f"   not modelled (treated as identity): {u}")
+    for a in est.assumptions[:8]:
+        lines.append(f"   assumed: {a}")
+    return lines
 
 
 def layer_table(m: ModelReport) -> str:
@@ -144,7 +175,7 @@ def _measured_table(m: ModelReport) -> str:
     for i, layer in enumerate(m.layers):
         est = layer.estimate or {}
         meas = layer.measured or {}
-        lm = layer.extra.get("verify")
+        lm = m.measurement.layer(layer.module) if m.measurement is not None else None
         loc = f"{layer.location.path}:{layer.location.line}" if layer.location else "-"
         ratio = _fmt(meas.get("grad_ratio"))
         zero, delta, act = "-", "-", ""
@@ -155,7 +186,7 @@ def _measured_table(m: ModelReport) -> str:
                 ratio = "0 (struct.)"
             zero = f"{100 * lm.zero_fraction:.0f}%"
             delta = _fmt(lm.delta_norm)
-            sites = m.details["verify"].activations_after(lm.module) if "verify" in m.details else []
+            sites = m.measurement.activations_after(lm.module)
             act = ", ".join(f"{a.op} {'sat' if a.family == 'saturating' else 'off'} {100 * a.fraction:.0f}%"
                             for a in sites[:2])
         mark = "" if lm is not None and lm.structural_zero else disagreement(est.get("grad_ratio"), meas.get("grad_ratio"))

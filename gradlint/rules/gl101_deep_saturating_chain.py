@@ -3,16 +3,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
-from ..capture.kinds import SATURATING
 from ..ir.graph import ACTIVATION
+from ..ir.ops import SATURATING, SATURATING_MAX_DERIVATIVE
 from ..ir.structure import is_norm
 from .base import Example, Option, Rule, RuleContext
 from .finding import Finding
-
-# sup |phi'| of each saturating activation (estimator.md, "Activation constants").
-MAX_DERIVATIVE = {"sigmoid": 0.25, "hardsigmoid": 1 / 6, "tanh": 1.0, "hardtanh": 1.0, "softsign": 1.0,
-                  "logsigmoid": 1.0}
-
 
 def is_saturating(n) -> bool:
     return n.kind == ACTIVATION and n.op in SATURATING
@@ -195,7 +190,7 @@ class DeepSaturatingChain(Rule):
         ops = Counter(n.op for n in acts)
         bound = 1.0
         for n in acts:
-            bound *= MAX_DERIVATIVE.get(n.op, 1.0)
+            bound *= SATURATING_MAX_DERIVATIVE.get(n.op, 1.0)
         kinds = ", ".join(f"{op} x{k}" for op, k in ops.most_common())
         first, last = acts[0], acts[-1]
         span = f"from {first.module or first.op} to {last.module or last.op}"

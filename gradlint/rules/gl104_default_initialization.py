@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..ir.graph import ACTIVATION, Node
+from ..ir.ops import SATURATING
 from ..ir.structure import is_norm
 from .base import Example, Option, Rule, RuleContext
 from .finding import Finding
@@ -13,7 +14,6 @@ from .locating import representative_location
 DEFAULT_INIT_CHI = {"relu": 1 / 6, "leaky_relu": 1 / 6, "relu6": 1 / 6, "prelu": 0.18, "gelu": 1 / 12,
                     "silu": 1 / 12, "mish": 0.1, "hardswish": 1 / 12, "elu": 0.27, "selu": 0.5,
                     "tanh": 1 / 3, "sigmoid": 0.02, "softplus": 0.1, "identity": 1 / 3}
-SATURATING_FAMILY = {"tanh", "sigmoid", "hardtanh", "softsign", "hardsigmoid"}
 
 
 def following_activation(ctx: RuleContext, node: Node, limit: int = 4) -> str | None:
@@ -167,7 +167,7 @@ class DefaultInitialization(Rule):
                f"(U(±1/sqrt(fan_in)), sigma_w^2 = 1/3) with no normalization between them: with {act} each "
                f"keeps ~{chi:.2g} of the backward error signal's squared norm (~{overall:.0e} over the run) "
                f"and the activations shrink alike ({evidence})")
-        if act in SATURATING_FAMILY:
+        if act in SATURATING:
             fix = (f"initialize with nn.init.xavier_uniform_(m.weight, gain=nn.init.calculate_gain('{act}')) "
                    "(Xavier), or add normalization between the layers")
         else:

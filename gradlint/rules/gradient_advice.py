@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-SATURATING = ("sigmoid", "tanh", "hardsigmoid", "hardtanh", "softsign", "logsigmoid")
+from ..ir.ops import SATURATING
+
 
 
 def first_layer(est: Any) -> Any:

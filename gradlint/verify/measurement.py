@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..ir.source import Location
+from ..ir.verdict import STRUCTURAL_ZERO, Thresholds
 
 # Histograms of log10|g| share one set of bins across layers and models, so they compare and
 # plot on one axis: quarter-decade bins from 1e-40 to 1e10 (float32 subnormals reach 1.4e-45;
@@ -26,10 +27,6 @@ def hist_edges() -> list[float]:
     return [HIST_LOW + i * HIST_WIDTH for i in range(HIST_BINS + 1)]
 
 
-# Activation families the pass probes. The derivative of a saturating activation is ~0 far from
-# the origin; a ReLU-family unit passes no gradient where its input is <= 0.
-SATURATING_OPS = frozenset({"sigmoid", "tanh", "hardsigmoid", "hardtanh", "softsign", "logsigmoid"})
-RELU_OPS = frozenset({"relu", "relu6"})
 
 
 @dataclass
@@ -134,7 +131,7 @@ class Measurement:
     nonfinite_origin: dict[str, Any] | None = None  # {"what": ..., "location": Location | None}
     zero_parameters: list[str] = field(default_factory=list)  # all-zero weights at init
     notes: list[str] = field(default_factory=list)
-    thresholds: tuple[float, float] = (1e-3, 1e4)  # (vanishing, exploding) the verdict used
+    thresholds: Thresholds = field(default_factory=Thresholds)  # what the verdict used
 
     @property
     def first_layer(self) -> LayerMeasurement | None:
@@ -152,33 +149,22 @@ class Measurement:
         return [a for a in self.activations if a.layer == module]
 
 
-def verdict_of(attenuation: float | None, vanishing: float, exploding: float) -> str | None:
-    """The design's verdict thresholds, shared with the estimate (config vanishing/exploding)."""
-    if attenuation is None or not math.isfinite(attenuation):
-        return None
-    if attenuation < vanishing:
-        return "vanishing"
-    if attenuation > exploding:
-        return "exploding"
-    return "healthy"
-
-
-def summarize(m: Measurement, vanishing: float, exploding: float) -> None:
+def summarize(m: Measurement, thresholds: Thresholds) -> None:
     """Fill ``attenuation`` and ``verdict``; a structural zero outranks vanishing."""
-    m.thresholds = (vanishing, exploding)
+    m.thresholds = thresholds
     first = m.first_layer
     if first is None:
         m.notes.append("no non-embedding weight layer: no attenuation to measure")
         return
     if first.structural_zero:
-        m.attenuation, m.verdict = (first.grad_ratio if first.grad_ratio is not None else 0.0), "structural-zero"
+        m.attenuation, m.verdict = (first.grad_ratio if first.grad_ratio is not None else 0.0), STRUCTURAL_ZERO
         return
     last = m.layers[-1]
     if first.grad_ratio is None:
         if last.structural_zero:
-            m.verdict = "structural-zero"
+            m.verdict = STRUCTURAL_ZERO
         elif last.grad_rms == 0.0 and not m.has_nonfinite:
             m.notes.append(f"the last weight layer ({last.module}) got no gradient: grad_ratio is undefined")
         return
     m.attenuation = first.grad_ratio
-    m.verdict = verdict_of(first.grad_ratio, vanishing, exploding)
+    m.verdict = thresholds.verdict(first.grad_ratio)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 from ..ir.errors import StageError, one_line, stage_error, user_frame_of
 from .gradstats import grad_stats
 from .measure import grad_ratios, projection_loss, weight_gradients
+from ..ir.verdict import Thresholds
 from .measurement import LayerMeasurement, Measurement, summarize
 from .nonfinite import find_forward_origin
 from .probes import Probes
@@ -42,9 +43,9 @@ def has_functional_activations(graph: Any) -> bool:
     """Does the forward call sigmoid/tanh/ReLU-family functions outside activation modules?
     Only then does the pass watch every torch call for them."""
     from ..ir.graph import ACTIVATION
-    from .measurement import RELU_OPS, SATURATING_OPS
+    from ..ir.ops import RELU_FAMILY, SATURATING
 
-    return any(n.kind == ACTIVATION and n.module is None and n.op in SATURATING_OPS | RELU_OPS for n in graph)
+    return any(n.kind == ACTIVATION and n.module is None and n.op in SATURATING | RELU_FAMILY for n in graph)
 
 
 def layer_specs(graph: Any) -> list[LayerSpec]:
@@ -116,7 +117,7 @@ class SavedState:
 
 def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec], *, sites: dict | None = None,
              seed: int = 0, loss_fn: Callable | None = None, loss_name: str | None = None, device: str = "cpu",
-             input_source: str = "", vanishing: float = 1e-3, exploding: float = 1e4,
+             input_source: str = "", thresholds: Thresholds = Thresholds(),
              saturation_threshold: float = 5.0, preserve_buffers: bool = False,
              batch_hint: str = "", functional_activations: bool = True) -> Measurement:
     """Measure one pass. Failures raise ``StageError("verify", ...)``."""
@@ -191,7 +192,7 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
         measurement.input_source = input_source
         measurement.loss_value = loss_value
         measurement.zero_parameters = zero_params
-        summarize(measurement, vanishing, exploding)
+        summarize(measurement, thresholds)
         if dropped_paths:
             measurement.notes.append(f"stochastic depth off for the measured pass: {dropped_paths} "
                                      f"module{'s' if dropped_paths != 1 else ''} (identity, as at inference)")

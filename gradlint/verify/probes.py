@@ -15,7 +15,8 @@ import contextlib
 import sys
 from typing import Any, Iterator
 
-from .measurement import RELU_OPS, SATURATING_OPS, ActivationSite
+from ..ir.ops import RELU_FAMILY, SATURATING
+from .measurement import ActivationSite
 
 SAMPLE = 1 << 18  # activation entries read per call for the saturated/inactive shares
 
@@ -168,7 +169,7 @@ class Probes:
                      bounds: tuple[float, float] | None = None) -> _Accumulator:
         acc = self._acc.get(key)
         if acc is None:
-            family = "saturating" if op in SATURATING_OPS else "relu"
+            family = "saturating" if op in SATURATING else "relu"
             site = ActivationSite(key, op, family, location, module, self._last_layer, self.threshold)
             acc = self._acc[key] = _Accumulator(site, bounds)
         return acc
@@ -194,7 +195,7 @@ class Probes:
         from ..ir.source import user_location
 
         probes = self
-        watched = SATURATING_OPS | RELU_OPS
+        watched = SATURATING | RELU_FAMILY
 
         class ActivationCalls(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -235,7 +236,7 @@ class Probes:
                     handles.append(module.register_forward_hook(self._order_hook(name)))
                 c = classify_module(module)
                 if c is not None and c.kind == ACTIVATION:
-                    op = c.op if c.op in SATURATING_OPS or c.op in RELU_OPS else None
+                    op = c.op if c.op in SATURATING or c.op in RELU_FAMILY else None
                     bounds = (float(c.attrs.get("min_val", -1.0)), float(c.attrs.get("max_val", 1.0))) \
                         if c.op == "hardtanh" else None
                     handles.append(module.register_forward_pre_hook(self._act_pre(name, op, bounds)))

@@ -13,26 +13,9 @@ estimate models them as identity too (``capture/kinds.py``).
 from __future__ import annotations
 
 import contextlib
-import re
-import sys
 from typing import Any, Iterator
 
-# timm DropPath, Hugging Face *DropPath (ConvNextDropPath, SwinDropPath, BeitDropPath, ...),
-# torchvision StochasticDepth, and the usual spellings in user code.
-_NAME = re.compile(r"drop_?path|stochastic_?depth", re.IGNORECASE)
-
-
-def is_stochastic_depth(module: Any) -> bool:
-    """A stochastic-depth / drop-path module: torchvision's ``StochasticDepth``, or a class whose
-    name says DropPath or StochasticDepth and that holds no weights of its own."""
-    tv_ops = sys.modules.get("torchvision.ops")
-    cls = getattr(tv_ops, "StochasticDepth", None) if tv_ops is not None else None
-    if isinstance(cls, type) and isinstance(module, cls):
-        return True
-    if not _NAME.search(type(module).__name__):
-        return False
-    return next(iter(module.parameters()), None) is None  # a block named "...DropPath..." with layers is not one
-
+from ..capture.kinds import is_stochastic_depth
 
 @contextlib.contextmanager
 def stochastic_depth_off(model: Any) -> Iterator[int]:

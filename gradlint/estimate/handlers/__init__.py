@@ -1,6 +1,8 @@
-"""One small function per IR kind/op; importing this package registers them all."""
+"""One small function per IR kind/op; importing this package registers them all
+(``estimate/registry.py``), and ``lookup`` here is the filled registry's."""
 
-from . import (  # noqa: F401
+from ..registry import lookup, registered
+from . import (  # noqa: F401 - importing each module registers its handlers
     activation,
     attention,
     dense,
@@ -12,3 +14,5 @@ from . import (  # noqa: F401
     recurrent,
     shape,
 )
+
+__all__ = ["lookup", "registered"]

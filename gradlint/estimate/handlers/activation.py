@@ -1,4 +1,4 @@
-"""Elementwise activations (every one in ``capture.kinds.ACTIVATIONS``) and GLU."""
+"""Elementwise activations (every one in ``ir.ops.ACTIVATIONS``) and GLU."""
 
 from __future__ import annotations
 

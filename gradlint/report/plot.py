@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .measurement import HIST_LOW, HIST_WIDTH, LayerMeasurement, Measurement
+from ..verify.measurement import HIST_LOW, HIST_WIDTH, LayerMeasurement, Measurement
 
 MAX_HISTOGRAMS = 24  # a deeper model shows evenly spaced layers, first and last included
 
@@ -92,7 +92,7 @@ def _depth_panel(ax: Any, model_report: Any, m: Measurement) -> None:
     bad = [i for i, lm in enumerate(m.layers) if lm.nonfinite]
     if bad:
         ax.plot(bad, [floor] * len(bad), "x", color="tab:red", markersize=8, label="non-finite gradient")
-    vanishing, exploding = m.thresholds
+    vanishing, exploding = m.thresholds.vanishing, m.thresholds.exploding
     ax.axhline(vanishing, color="tab:orange", lw=0.8, ls=":", label=f"vanishing threshold ({vanishing:g})")
     if any(v is not None and v > exploding / 10 for v in meas + est):
         ax.axhline(exploding, color="tab:red", lw=0.8, ls=":", label=f"exploding threshold ({exploding:g})")

@@ -1,41 +1,24 @@
-"""The estimate stage: the pipeline's plug-in (DEVELOPERS.md, "Plugging in a stage").
+"""The estimator's entry point: a captured graph and the built model in, an ``Estimate`` out.
 
-Runs the propagation on the captured graph, fills the contract's fields
-(``layers[*].estimate.grad_ratio/bound``, ``summary.estimated_attenuation/verdict``) and leaves
-the picture (chart, Mermaid flow) and the explanation in ``model_report.details`` for the
-renderers and rules. Any failure becomes ``StageError("estimate", ...)`` (GL001).
+Weight statistics come from the tensors when the model is materialized, else from the recorded
+init laws and PyTorch's formulas (``weights.py``); input statistics from the example inputs on the
+CPU when they can be made, else N(0, 1). The pipeline's estimate stage records the result in the
+report. Any failure is ``StageError("estimate", ...)`` (GL001). The formulas: docs/estimator.md.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from ..ir.errors import StageError, one_line
-from ..pipeline.records import LayerReport
+from ..ir.errors import StageError, one_line, stage_error
 from .signals import UNIT, Signal
 
-VANISHING, HEALTHY, EXPLODING, STRUCTURAL_ZERO = "vanishing", "healthy", "exploding", "structural-zero"
 
-
-def verdict(attenuation: float | None, zero_reason: str | None, vanishing: float, exploding: float) -> str | None:
-    if zero_reason and (attenuation is None or attenuation == 0.0):
-        return STRUCTURAL_ZERO
-    if attenuation is None:
-        return None
-    if attenuation < vanishing:
-        return VANISHING
-    if attenuation > exploding:
-        return EXPLODING
-    return HEALTHY
-
-
-def estimate_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report: Any, session: Any) -> None:
+def estimate_model(graph: Any, built: Any, loaded: Any, example: Any, config: Any) -> Any:
+    """The estimate (``propagate.Estimate``) of a built model's captured graph."""
     from .propagate import estimate_graph
     from .weights import WeightSource
 
-    config = session.config
-    graph = ctx.graph
     try:
         weights = WeightSource(built.model, built.materialized, set(built.init_touched or ()),
                                getattr(built, "init_laws", None))
@@ -44,65 +27,10 @@ def estimate_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report
     except StageError:
         raise
     except Exception as e:  # noqa: BLE001 - an estimator bug must not hide the other findings
-        from ..ir.errors import stage_error
-
         err = stage_error("estimate", e, hint="run with --debug for the traceback and report it")
         raise StageError("estimate", f"the estimator failed: {one_line(e)}", None, err.hint) from None
-    ctx.estimate = est
-    fill_report(model_report, est, config, graph, inputs_note=source)
-
-
-estimate_stage.stage_name = "estimate"  # type: ignore[attr-defined]
-
-
-def _json_float(x: float | None) -> float | None:
-    """JSON has no inf/nan (the renderer is strict): clamp to the double range."""
-    if x is None or math.isnan(x):
-        return None
-    return max(min(x, 1e308), -1e308)
-
-
-def fill_report(model_report: Any, est: Any, config: Any, graph: Any, inputs_note: str = "") -> None:
-    from ..report import chart
-    from .explain import explanation_lines
-    from .propagate import describe_unhandled
-
-    model_report.layers = [
-        LayerReport(ly.module, ly.type, ly.location,
-                    estimate={"grad_ratio": _json_float(ly.grad_ratio), "bound": _json_float(ly.bound)})
-        for ly in est.layers
-    ]
-    v = verdict(est.attenuation, est.zero_reason, config.vanishing_threshold, config.exploding_threshold)
-    model_report.summary.estimated_attenuation = _json_float(est.attenuation)
-    model_report.summary.verdict = v
-    view = {
-        "layers": [{"module": ly.module, "type": ly.type, "grad_ratio": ly.grad_ratio, "bound": ly.bound,
-                    "naive": ly.naive, "zero": ly.zero, "unused": ly.unused, "embedding": ly.is_embedding,
-                    "causes": dict(ly.causes)} for ly in est.layers],
-        "flow": est.flow,
-        "edges": dict(est.edge_gains),
-        "unhandled": describe_unhandled(est.unhandled),
-        "assumptions": list(est.assumptions),
-        "verdict": v,
-        "attenuation": est.attenuation,
-        "thresholds": (config.vanishing_threshold, config.exploding_threshold),
-        "bound_estimated": est.bound_estimated,
-        "inputs": inputs_note,
-    }
-    model_report.details["estimate"] = view
-    picture = chart.render_chart(view)
-    sections = [picture] if picture else []
-    sections += explanation_lines(view)
-    model_report.details.setdefault("full_sections", []).append("\n".join(s for s in sections if s))
-    if config.chart and picture:
-        model_report.details.setdefault("concise_sections", []).append(picture)
-    for line in view["unhandled"][:5]:
-        model_report.notes.append(f"estimate: no model for {line}")
-    last = est.layers[-1] if est.layers else None
-    if last is not None and last.grad_ratio is None and not last.zero:
-        # every ratio is relative to the last weight layer: say why there are none
-        model_report.notes.append(f"estimate: no gradient reaches the last weight layer ({last.module}) in the "
-                                  "captured graph, so no grad_ratio can be formed; please report the model")
+    est.inputs = source
+    return est
 
 
 # -- example inputs -------------------------------------------------------------------------------
@@ -117,7 +45,7 @@ def input_statistics(graph: Any, built: Any, loaded: Any, example: Any, config: 
     batch = int(tensors[0].shape[0]) if tensors and tensors[0].dim() > 0 else 1
     real = None
     try:
-        from ..pipeline.run import example_inputs_for
+        from ..capture.inputs import example_inputs_for
 
         if sum(int(t.numel()) for t in tensors) <= 50_000_000:
             real = _flat_tensors(example_inputs_for(built, loaded, config, "cpu"))

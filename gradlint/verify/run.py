@@ -1,6 +1,6 @@
-"""The verify stage (``--verify``): one measured forward/backward pass per model, after the static
-analysis, filling ``layers[].measured`` and ``summary.measured_*`` and setting ``ctx.measurement``
-for the GL3xx rules.
+"""The measured pass's entry point (``--verify``): one forward/backward pass per model, after the
+static analysis. The pipeline's verify stage records the ``Measurement`` in the report and hands
+it to the GL3xx rules.
 
 Memory: a model gradlint already materialized on the CPU is measured where it is (moved to the
 GPU and back with ``--device cuda``, one tensor at a time); a model kept on the meta device is
@@ -18,10 +18,11 @@ from ..ir.errors import StageError
 from .measurement import Measurement
 
 
-def verify_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report: Any, session: Any) -> None:
-    config = session.config
-    if not config.verify:
-        return
+def measure_model(graph: Any, built: Any, loaded: Any, example: Any, config: Any,
+                  saturation_threshold: float = 5.0) -> Measurement | None:
+    """One measured pass on the built model (None when it has no weight layer to measure).
+    ``saturation_threshold``: |pre-activation| beyond which sigmoid/tanh count as saturated
+    (GL303's option)."""
     import torch
 
     from .passes import has_functional_activations, layer_specs, run_pass
@@ -31,10 +32,9 @@ def verify_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report: 
         device = resolve_device(config.device)
     except DeviceError as e:
         raise StageError("verify", str(e), None, "use --device cpu or --device auto") from None
-    layers = layer_specs(ctx.graph)
+    layers = layer_specs(graph)
     if not layers:
-        model_report.notes.append("verify: the model has no weight layer to measure")
-        return
+        return None
     loss_fn, loss_name = _loss_function(loaded, config)
 
     model, sites, vbuilt, moved = _materialize(built, device, config)
@@ -49,21 +49,18 @@ def verify_stage(ctx: Any, built: Any, loaded: Any, example: Any, model_report: 
         with user_stdout_to_stderr(), _located_at(built.candidate.location):
             m = run_pass(model, inputs.args, forward_kwargs(model, inputs), layers, sites=sites, seed=config.seed,
                          loss_fn=loss_fn, loss_name=loss_name, device=device, input_source=inputs.source,
-                         vanishing=config.vanishing_threshold, exploding=config.exploding_threshold,
-                         saturation_threshold=_saturation_threshold(config),
+                         thresholds=config.thresholds,
+                         saturation_threshold=saturation_threshold,
                          preserve_buffers=bool(getattr(built, "in_memory", False)),
                          batch_hint=f" at batch {batch}" if batch else "",
-                         functional_activations=has_functional_activations(ctx.graph))
+                         functional_activations=has_functional_activations(graph))
     finally:
         if moved is not None:
             model.to(moved)  # back where it was
         del model, vbuilt
-    ctx.measurement = m
-    fill_report(model_report, m, ctx.graph)
-    _write_outputs(model_report, m, session)
+    return m
 
 
-verify_stage.stage_name = "verify"  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
@@ -90,15 +87,6 @@ def _loss_function(loaded: Any, config: Any) -> tuple[Any, str | None]:
     if callable(fn):
         return fn, f"{getattr(fn, '__name__', 'gradlint_loss')}()"
     return None, None
-
-
-def _saturation_threshold(config: Any) -> float:
-    from ..rules import get_rule
-
-    rule = get_rule("GL303")
-    if rule is None:  # pragma: no cover - the rule ships with this package
-        return 5.0
-    return float(rule(config.rule_options(rule.code, rule.name)).opts["threshold"])
 
 
 def _materialize(built: Any, device: str, config: Any) -> tuple[Any, dict, Any, Any]:
@@ -145,7 +133,7 @@ def _device_of(model: Any) -> Any:
 
 
 def _inputs(vbuilt: Any, loaded: Any, config: Any, device: str, analysed: Any) -> Any:
-    from ..pipeline.run import example_inputs_for
+    from ..capture.inputs import example_inputs_for
 
     try:
         # the same image side the capture settled on (Inception's 299 after 224 was rejected)
@@ -157,66 +145,3 @@ def _inputs(vbuilt: Any, loaded: Any, config: Any, device: str, analysed: Any) -
 def _batch_of(args: tuple) -> int | None:
     shape = getattr(args[0], "shape", None) if args else None
     return int(shape[0]) if shape is not None and len(shape) > 0 else None
-
-
-def fill_report(model_report: Any, m: Measurement, graph: Any) -> None:
-    """The contract's fields (``measured``, ``summary.measured_*``); extras in ``details``."""
-    from ..pipeline.records import LayerReport
-
-    if not model_report.layers:
-        model_report.layers = [LayerReport(n.module or n.op, n.module_type or n.kind, n.location)
-                               for n in graph.weight_layers()]
-    by_name = {lm.module: lm for lm in m.layers}
-    same_order = [lr.module for lr in model_report.layers] == [lm.module for lm in m.layers]
-    for i, lr in enumerate(model_report.layers):
-        lm = m.layers[i] if same_order else by_name.get(lr.module)
-        if lm is None:
-            continue
-        lr.measured = {"grad_ratio": lm.grad_ratio, "grad_norm": lm.grad_norm, "grad_rms": lm.grad_rms}
-        lr.extra["verify"] = lm
-    model_report.summary.measured_attenuation = m.attenuation
-    model_report.summary.measured_verdict = m.verdict
-    model_report.details["verify"] = m
-    for note in m.notes:
-        model_report.notes.append(f"verify: {note}")
-    if m.verdict == "structural-zero":
-        first = m.first_layer
-        cause = first.zero_cause if first is not None and first.zero_cause else "a zero-initialized weight"
-        model_report.notes.append(
-            f"verify: structural zero: the gradient reaching the early layers is exactly 0 because {cause} is "
-            "zero at initialization; it resolves after the first optimizer step (not a vanishing gradient)")
-
-
-def _write_outputs(model_report: Any, m: Measurement, session: Any) -> None:
-    """--plot and --tensorboard, one file/run per model."""
-    config = session.config
-    written: dict[str, int] = session.__dict__.setdefault("verify_outputs", {})
-    name = model_report.target.rpartition("::")[2] or model_report.target
-    if config.plot:
-        from .options import MissingExtra, require_extra
-        from .plot import plot_path, write_plot
-
-        try:
-            require_extra("plot")
-        except MissingExtra as e:
-            raise StageError("verify", str(e)) from None
-        path = plot_path(config.plot, name, written.get("plot", 0))
-        written["plot"] = written.get("plot", 0) + 1
-        try:
-            write_plot(path, model_report, m)
-        except OSError as e:
-            raise StageError("verify", f"cannot write --plot {path}: {e.strerror or e}") from None
-        model_report.details.setdefault("verify_files", []).append(path)
-    if config.tensorboard:
-        from .options import MissingExtra, require_extra
-        from .tensorboard import write_events
-
-        try:
-            require_extra("tensorboard")
-        except MissingExtra as e:
-            raise StageError("verify", str(e)) from None
-        try:
-            run_dir = write_events(config.tensorboard, name, model_report, m)
-        except OSError as e:
-            raise StageError("verify", f"cannot write --tensorboard {config.tensorboard}: {e.strerror or e}") from None
-        model_report.details.setdefault("verify_files", []).append(run_dir)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .measurement import HIST_LOW, HIST_WIDTH, LayerMeasurement, Measurement
+from ..verify.measurement import HIST_LOW, HIST_WIDTH, LayerMeasurement, Measurement
 
 
 def _safe(name: str) -> str:
