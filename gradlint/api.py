@@ -44,7 +44,7 @@ def analyze(model: Any, example_inputs: Any = None, verify: bool = True, config:
     from .load.discover import Candidate, LoadedFile
     from .load.targets import Target
     from .pipeline.run import Session, analyze_built
-    from .rules import select_rules
+    from .rules import check_rule_options, select_rules
     from .verify.options import prepare
     from .verify.passes import SavedState
 
@@ -75,6 +75,7 @@ def analyze(model: Any, example_inputs: Any = None, verify: bool = True, config:
                           ["in-memory model: no construction sites; locations point at the enclosing class's "
                            "assignment of each layer, else at the class definition"])
     enabled = select_rules(select if select is not None else cfg.select, cfg.extend_select, cfg.ignore)
+    check_rule_options(cfg.rules, cfg.source)
     session = Session(cfg, enabled)
     saved = SavedState(model, preserve_buffers=True)  # capture, too, may run the forward in train mode
     try:

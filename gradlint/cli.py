@@ -16,8 +16,6 @@ from .version import __version__
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
-FORMATS = ("concise", "full", "json")
-
 
 class DefaultGroup(click.Group):
     """A group whose unknown first word is a target for the default ``check`` command."""
@@ -93,9 +91,10 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
             "seed": seed, "input_shape": shape, "timeout": timeout, "chart": chart, "plot": plot,
             "tensorboard": tensorboard,
         })
-        from .rules import select_rules
+        from .rules import check_rule_options, needs_verify, select_rules
 
         enabled = select_rules(config.select, config.extend_select, config.ignore)
+        check_rule_options(config.rules, config.source)
         from .verify.options import prepare
 
         prepare(config)  # --plot/--tensorboard imply --verify; missing extras and CUDA are usage errors
@@ -105,6 +104,11 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
     except ConfigError as e:
         click.echo(f"gradlint: error: {e}", err=True)
         sys.exit(EXIT_ERROR)
+
+    unrunnable = [] if config.verify else [c for c in needs_verify((config.select or []) + config.extend_select)
+                                               if c in enabled]
+    if unrunnable:
+        click.echo(f"gradlint: note: {', '.join(unrunnable)} measure one batch and run only with --verify", err=True)
 
     specs = list(targets) or [_spec_from_config(s, config) for s in config.models]
     if not specs:

@@ -1,4 +1,4 @@
-"""The activation expectations against estimator.md's tables, closed forms and Monte Carlo."""
+"""The activation expectations against docs/estimator.md's tables, closed forms and Monte Carlo."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from gradlint.ir.ops import ACTIVATIONS
 from gradlint.estimate import activations as A
 
-# estimator.md, "Activation constants at q = 1": max|phi'|, E[phi'^2], E[phi], E[phi^2]
+# docs/estimator.md, "Activation constants": max|phi'|, E[phi'^2], E[phi], E[phi^2]
 TABLE = {
     "identity": (1, 1, 0, 1), "relu": (1, 0.5, 0.3989, 0.5), "leaky_relu": (1, 0.50005, 0.3949, 0.50005),
     "prelu": (1, 0.53125, 0.2992, 0.53125), "relu6": (1, 0.5, 0.3989, 0.5), "elu": (1, 0.6681, 0.1605, 0.6450),
@@ -45,7 +45,7 @@ def test_constants_at_unit_variance(op):
         assert abs(m.edf2 / (m.ef2 - m.ef ** 2) - BN_GAIN[op]) < 2e-3, op
 
 
-# estimator.md, "E[phi'^2] against q"
+# docs/estimator.md, "E[phi'^2] against q"
 Q = (0.1, 0.25, 0.5, 1, 2, 4, 10)
 DERIV_VS_Q = {  # as printed: the tolerance is half a unit of the last printed digit (plus rounding slack)
     "tanh": ".849 .717 .592 .464 .350 .256 .166",

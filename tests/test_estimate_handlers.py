@@ -101,7 +101,7 @@ def test_concat_splits_the_gradient_by_size():
 
 
 def test_uniform_attention_averages_the_value_gradient():
-    """estimator.md: ||A^T G||^2 ~ ||G||^2 (1/T + (1 - 1/T) rho) with uniform attention."""
+    """docs/estimator.md: ||A^T G||^2 ~ ||G||^2 (1/T + (1 - 1/T) rho) with uniform attention."""
     t = 16
     q = Signal(0.0)  # zero queries: logits all zero, uniform attention
     core = attention.Core(q, Signal(1.0), Signal(1.0), t, t, 8, 1 / 8)
@@ -119,7 +119,7 @@ def test_softmax_of_small_logits_is_flat():
 
 def test_conv_padding_fractions():
     v, v2 = dense.valid_fraction(4, 4, 3, 1, 1)
-    assert v == pytest.approx(10 / 12)  # (3H-2)/(3H) per dimension (estimator.md: 0.69 for two)
+    assert v == pytest.approx(10 / 12)  # (3H-2)/(3H) per dimension (docs/estimator.md: 0.69 for two)
     assert v2 == pytest.approx(((3 / 4) ** 2 * 2 + 1) / 3)
     assert dense.steady_fraction(4, 3, 1) == pytest.approx((1 + 2 * math.cos(math.pi / 5)) / 3)
 

@@ -71,7 +71,6 @@ class IRBuilder:
         # named_parameters() lists a shared parameter once: its first name is the canonical one.
         self.params = dict(model.named_parameters())
         self.param_by_id = {id(p): name for name, p in self.params.items()}
-        self.module_by_id = {id(m): name for name, m in self.modules.items()}
 
     # -- helpers ---------------------------------------------------------------------------
     def qualname(self, name: str) -> str:

@@ -1,6 +1,6 @@
 """Every activation the capture knows, as functions with the expectations the estimator needs.
 
-For a pre-activation X ~ N(mu, var) (estimator.md, "Mean-field core"):
+For a pre-activation X ~ N(mu, var) (docs/estimator.md, "Mean-field core"):
 ``E[phi(X)]``, ``E[phi(X)^2]`` (the forward second moment), ``E[phi'(X)^2]`` (the backward
 total-norm gain), and for two correlated units ``E[phi(U) phi(V)]`` / ``E[phi'(U) phi'(V)]``
 (how much of the signal, and of the gradient, is shared between positions or samples).
@@ -378,7 +378,3 @@ def get(op: str, attrs: dict[str, Any] | None = None) -> Activation | None:
     key = tuple(sorted((k, attrs[k]) for k in _SHAPE_ATTRS if isinstance(attrs.get(k), (int, float, str))))
     return _cached(op, key)
 
-
-KNOWN = ("identity", "relu", "leaky_relu", "prelu", "relu6", "hardtanh", "hardsigmoid", "threshold", "softshrink",
-         "hardshrink", "elu", "celu", "selu", "sigmoid", "tanh", "gelu", "silu", "mish", "hardswish", "softplus",
-         "softsign", "logsigmoid", "tanhshrink", "relu_squared")

@@ -6,7 +6,7 @@ node's worst-case factor: sup|phi'| for activations, ||W||_2 for weight layers (
 on the real weights when materialized, which converges from below, or the expected norm of a
 random matrix of the init's scale on the meta device), 1 for additions. Normalization, attention
 and gates have no fixed Lipschitz constant: their expected gain stands in, and the estimate says
-so. A bound can prove vanishing (product < 1), never explosion (estimator.md, "Worst-case bounds").
+so. A bound can prove vanishing (product < 1), never explosion (docs/estimator.md, "Worst-case bounds").
 
 ``naive``: the product of activation-derivative maxima alone along the most favourable path
 (0.25^L for sigmoid): the estimate the accuracy benchmark compares against.

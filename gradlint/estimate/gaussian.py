@@ -4,7 +4,7 @@ Univariate: E[f(X)], X ~ N(mu, var). Bivariate: E[f(U) g(V)] for U, V ~ N(mu, va
 correlation rho (two units of one channel at two positions, or in two samples).
 
 Smooth functions are integrated by Gauss-Legendre on [mu - 10 s, mu + 10 s] split into segments,
-and also at the function's kinks: Gauss-Hermite alone is off by ~8% for hardtanh (estimator.md),
+and also at the function's kinks: Gauss-Hermite alone is off by ~8% for hardtanh (docs/estimator.md),
 because a kink between two nodes is invisible to it. Piecewise-linear functions get exact
 truncated-normal moments instead (``pl_moments``).
 """
@@ -75,12 +75,6 @@ def line_nodes(mu: float, var: float, kinks: Sequence[float] = ()) -> tuple[np.n
     ws = (0.5 * (b - a) * w0).ravel()
     ws = ws * norm_pdf((xs - mu) / s) / s
     return xs, ws
-
-
-def expect(f: Fn, mu: float, var: float, kinks: Sequence[float] = ()) -> float:
-    """E[f(X)], X ~ N(mu, var)."""
-    xs, ws = line_nodes(mu, var, kinks)
-    return float(np.dot(ws, f(xs)))
 
 
 # -- piecewise-linear functions: exact -------------------------------------------------------------

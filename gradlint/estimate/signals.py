@@ -2,7 +2,7 @@
 
 Per element, averaged over the batch, positions (tokens, pixels) and channels:
 
-* ``m``  = E[x^2], the second moment (estimator.md pitfall 2: not the variance);
+* ``m``  = E[x^2], the second moment (docs/estimator.md pitfall 2: not the variance);
 * ``mu`` = E[x], the mean over everything (what LayerNorm subtracts from each token);
 * ``c``  = E[x_i x_j] for two *samples* at any positions of one channel: the per-channel constant
   part (a bias, sigmoid's 0.5 pushed through W) that BatchNorm removes and LayerNorm does not;

@@ -1,7 +1,7 @@
 """Weight statistics: measured from the tensors when the model is materialized (so a custom init is
 seen), else, when it was built on the meta device, from the value law the init code left in each
 parameter (``initcheck.InitRecorder``: ``normal_(std=0.01)``, ``zeros_``...) or, where no init code
-ran, from the init formulas of PyTorch's modules (estimator.md, "PyTorch's default
+ran, from the init formulas of PyTorch's modules (docs/estimator.md, "PyTorch's default
 initializations").
 """
 

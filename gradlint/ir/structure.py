@@ -37,17 +37,6 @@ class Structure:
 
     # -- reachability -----------------------------------------------------------------------
     @cached_property
-    def from_input(self) -> list[bool]:
-        """Nodes that depend on a model input through differentiable (float) values."""
-        reach = [False] * len(self.graph)
-        for n in self.graph:
-            if n.kind == g.INPUT:
-                reach[n.id] = True
-            else:
-                reach[n.id] = any(reach[i] for i in n.inputs)
-        return reach
-
-    @cached_property
     def ancestors(self) -> list[int]:
         anc = [0] * len(self.graph)
         for n in self.graph:
@@ -182,10 +171,6 @@ class Structure:
                 pending = False
         return missing <= max(layers - 1, 0) // 10
 
-    @cached_property
-    def norm_on_longest_path(self) -> bool:
-        return any(self.graph[i].kind == g.NORM for i in self.longest_path)
-
     # -- runs -------------------------------------------------------------------------------
     def run(self, counts: Callable[[Node], bool], resets: Callable[[Node], bool], merge: str = "min") -> Run:
         """The longest stretch of ``counts`` nodes with no ``resets`` node in between.
@@ -237,6 +222,3 @@ def is_norm(n: Node) -> bool:
     """A normalization layer, or a layer that normalizes its own weights (weight standardization)."""
     return n.kind == g.NORM or bool(n.attrs.get("weight_standardized"))
 
-
-def make_structure(graph: LayerGraph) -> Structure:
-    return Structure(graph)

@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 
 VANISHING, HEALTHY, EXPLODING, STRUCTURAL_ZERO = "vanishing", "healthy", "exploding", "structural-zero"
-VERDICTS = (VANISHING, HEALTHY, EXPLODING, STRUCTURAL_ZERO)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,5 @@
-"""Load: import the user's file, find its models and build them.
-
-User code runs here and only here (import and construction), the way pytest imports test files:
-the file's folder (or its package root) goes on ``sys.path`` and ``if __name__ == "__main__":``
-blocks do not run.
-"""
+"""Discovery: import a target's file and list the models it defines (``nn.Module`` classes that
+build with no arguments, the target's own factory or class, configured targets)."""
 
 from __future__ import annotations
 

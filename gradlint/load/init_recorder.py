@@ -1,22 +1,9 @@
-"""Does a weight layer keep PyTorch's default initialization?
+"""Recording what initialization code does while a model is built.
 
-Linear/Conv default to ``kaiming_uniform_(a=sqrt(5))``: U(+-1/sqrt(fan_in)), variance
-1/(3 fan_in), i.e. sigma_w^2 = 1/3 — a gradient shrink of ~1/6 per ReLU layer. We decide from
-two independent kinds of evidence, never one alone:
-
-* **weights** (when materialized): every entry within +-1/sqrt(fan_in) and the variance within
-  sampling noise of 1/(3 fan_in);
-* **code**: while the model is built we record which parameters any initialization code touched
-  (``nn.init.*`` from outside torch's own ``reset_parameters``, in-place ``normal_``/``uniform_``/
-  ``copy_``... on a parameter or its ``.data``), and libcst lists the init code in the source
-  (``nn.init.*`` calls, ``reset_parameters``/``_init_weights`` definitions, ``.apply(...)``).
-
-Materialized: default = weights look default AND no init code touched the parameter AND (the
-source has no init code, or init code demonstrably ran and skipped this layer).
-Meta device (weights unknown): default = no init code touched it AND the source has no init code.
-
-On the meta device the recorder also follows the value law each init op would leave (initlaw.py),
-which the estimator uses in place of PyTorch's formulas.
+Two facts feed later stages: which parameters init code touched (GL104 asks whether a layer kept
+PyTorch's default init: ``rules/default_init.py``), and, on the meta device where no values exist,
+the value law each init op leaves in a parameter (``initlaw.py``), which the estimator uses in
+place of PyTorch's formulas.
 """
 
 from __future__ import annotations
@@ -111,214 +98,133 @@ class InitRecorder:
     def __enter__(self) -> "InitRecorder":
         import torch
         import torch.nn.init as tinit
-        from torch.overrides import TorchFunctionMode
 
-        torch_dir = os.path.dirname(torch.__file__) + os.sep
-        modules_dir = os.path.join(torch_dir, "nn", "modules") + os.sep
-        init_file = tinit.__file__
-        resets = ("reset_parameters", "_reset_parameters", "__init__")
-        rec = self
-        Tensor, Parameter = torch.Tensor, torch.nn.Parameter
+        self._torch_dir = os.path.dirname(torch.__file__) + os.sep
+        self._modules_dir = os.path.join(self._torch_dir, "nn", "modules") + os.sep
+        self._init_file = tinit.__file__
+        self._tensor, self._parameter = torch.Tensor, torch.nn.Parameter
         # nn.init functions that return at once on the meta device (no op to see): they are
         # recognised by their frame when they ask ``tensor.is_meta``.
-        meta_noops = {}
+        self._meta_noops = {}
         for fname, code_of in (("trunc_normal_", "_no_grad_trunc_normal_"), ("orthogonal_", "orthogonal_")):
             fn = getattr(tinit, code_of, None)
             if fn is not None and hasattr(fn, "__code__"):
-                meta_noops[fn.__code__] = fname
-
-        def context(f: Any) -> tuple[bool, str]:
-            """From the frame that called the op: (inside torch's default init?, the nn.init function)."""
-            via = ""
-            while f is not None:
-                code = f.f_code
-                fn = code.co_filename
-                if fn == init_file:
-                    if not code.co_name.startswith("_"):
-                        via = code.co_name
-                elif fn.startswith(modules_dir) and code.co_name in resets:
-                    return True, ""
-                elif not fn.startswith(torch_dir) and not fn.startswith(_GRADLINT):
-                    return False, via
-                f = f.f_back
-            return False, via
-
-        def root_of(t: Any) -> tuple[int, bool] | None:
-            """(root id, partial view?) of a parameter, an alias of one or a tracked tensor."""
-            tid = id(t)
-            root = rec.alias.get(tid)
-            if root is not None:
-                return root, tid in rec.partial
-            if isinstance(t, Parameter) or tid in rec.laws:
-                return tid, False
-            return None
-
-        def alias(src: Any, out: Any, always: bool = False) -> None:
-            r = root_of(src)
-            if r is None:
-                if not always:
-                    return
-                r = (id(src), False)
-            if rec.track and r[0] == id(src):
-                rec._roots.setdefault(r[0], src)
-            outs = out if isinstance(out, (tuple, list)) else (out,)
-            for o in outs:
-                if isinstance(o, Tensor) and o is not src:
-                    rec.alias[id(o)] = r[0]
-                    if r[1] or len(outs) > 1 or o.numel() != src.numel():
-                        rec.partial.add(id(o))
-                    rec._keep.append(o)
-
-        def record(name: str, is_init_fn: bool, target: Any, args: tuple, kwargs: dict, caller: Any) -> None:
-            r = root_of(target)
-            if r is None:
-                # a tensor no init touched yet: a parameter's future source (copy_), or a buffer
-                if not is_init_fn and name not in _INPLACE_INIT:
-                    return
-                r = (id(target), False)
-            root, partial = r
-            default, via = context(caller)
-            if default:
-                if rec.track:
-                    rec.laws.pop(root, None)
-                return
-            rec.touched.add(root)
-            rec.saw_custom_init = True
-            if not rec.track:
-                return
-            if root == id(target):
-                rec._roots.setdefault(root, target)
-            if partial:
-                rec.laws[root] = None
-                return
-            try:
-                law = (init_law(name, target, args, kwargs) if is_init_fn
-                       else method_law(name, target, args, kwargs, rec.laws.get(root, _UNSET), via))
-            except Exception:  # noqa: BLE001 - odd arguments: unknown, never a failed build
-                law = None
-            rec.laws[root] = law
-
-        def method_law(name: str, target: Any, args: tuple, kwargs: dict, cur: Any, via: str) -> Any:
-            from . import initlaw as L
-
-            spec = _METHOD_ARGS.get(name)
-            if spec is None:
-                return None
-            a = _bind(spec, args, kwargs)
-            if name == "normal_":
-                mean, std = _number(a[0]), _number(a[1])
-                return None if mean is None or std is None else L.normal(mean, std, via=via)
-            if name == "uniform_":
-                lo, hi = _number(a[0]), _number(a[1])
-                return None if lo is None or hi is None else L.uniform(lo, hi, via)
-            if name == "fill_":
-                v = _number(a[0])
-                return None if v is None else L.constant(v, via)
-            if name == "zero_":
-                return L.constant(0.0, via)
-            if name in ("copy_", "data="):
-                src = root_of(a[0]) if isinstance(a[0], Tensor) else None
-                return rec.laws.get(src[0]) if src is not None and not src[1] else None
-            if cur is _UNSET or cur is None:  # a change to the default or an unknown law
-                return None
-            if name == "erfinv_":
-                return L.erfinv(cur)
-            if name in ("clamp_", "clamp_min_", "clamp_max_"):
-                lo = a[0] if name != "clamp_max_" else None
-                hi = a[1] if name == "clamp_" else (a[0] if name == "clamp_max_" else None)
-                if (lo is not None and _number(lo) is None) or (hi is not None and _number(hi) is None):
-                    return None
-                return L.clamp(cur, lo, hi)
-            v = _number(a[0])
-            if v is None or kwargs.get("rounding_mode") is not None:
-                return None
-            if name == "mul_":
-                return L.affine(cur, v)
-            if name == "div_":
-                return L.affine(cur, 1.0 / v) if v else None
-            alpha = _number(kwargs.get("alpha", 1))
-            if alpha is None:
-                return None
-            return L.affine(cur, 1.0, v * alpha if name == "add_" else -v * alpha)
-
-        def init_law(name: str, target: Any, args: tuple, kwargs: dict) -> Any:
-            from . import initlaw as L
-
-            spec = _INIT_ARGS.get(name)
-            if spec is None:
-                return None
-            a = _bind(spec, args, kwargs)
-            if name in ("uniform_", "normal_", "trunc_normal_", "constant_", "xavier_uniform_", "xavier_normal_",
-                        "orthogonal_") and any(_number(x) is None for x in a):
-                return None
-            if name == "uniform_":
-                return L.uniform(a[0], a[1])
-            if name == "normal_":
-                return L.normal(a[0], a[1])
-            if name == "trunc_normal_":
-                return L.normal(a[0], a[1], a[2], a[3])
-            if name in ("constant_", "zeros_", "ones_"):
-                return L.constant(a[0] if name == "constant_" else float(name == "ones_"))
-            if name == "orthogonal_":
-                rows, n = target.shape[0], target.numel()
-                g = abs(a[0])
-                # (semi-)orthogonal rows or columns: the squares sum to min(rows, cols)
-                return L.Law("moments", 0.0, g * g / max(rows, n // max(rows, 1)), -g, g, via=name)
-            fan_in, fan_out = tinit._calculate_fan_in_and_fan_out(target)
-            if name.startswith("xavier"):
-                std = a[0] * math.sqrt(2.0 / float(fan_in + fan_out))
-            else:
-                fan = fan_in if a[1] == "fan_in" else fan_out
-                std = tinit.calculate_gain(a[2], a[0]) / math.sqrt(fan)
-            if name.endswith("uniform_"):
-                return L.uniform(-math.sqrt(3.0) * std, math.sqrt(3.0) * std, name)
-            return L.normal(0.0, std, via=name)
-
-        class Mode(TorchFunctionMode):
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                kwargs = kwargs or {}
-                out = func(*args, **kwargs)
-                try:
-                    name = getattr(func, "__name__", "")
-                    if name == "__get__":
-                        if not args:
-                            pass
-                        elif isinstance(out, Tensor):
-                            # ``param.data`` / ``param.T``: remember the alias
-                            alias(args[0], out, True)
-                        elif out is True and rec.track and meta_noops:
-                            caller = sys._getframe(1)
-                            fname = meta_noops.get(caller.f_code)
-                            if fname is not None and caller.f_locals.get("tensor") is args[0]:
-                                loc = caller.f_locals
-                                kw = {k: loc[k] for k, _ in _INIT_ARGS[fname] if k in loc}
-                                record(fname, True, args[0], (), kw, caller)
-                        return out
-                    if name == "__set__":
-                        # ``param.data = t``: t's law when it is tracked, else unknown
-                        if getattr(getattr(func, "__self__", None), "__name__", None) == "data" and len(args) > 1 \
-                                and isinstance(args[0], Tensor):
-                            record("data=", False, args[0], args, {}, sys._getframe(1))
-                        return out
-                    if name == "detach" or name in _VIEWS:
-                        if args and isinstance(args[0], Tensor):
-                            alias(args[0], out, name == "detach")
-                        return out
-                    is_init_fn = getattr(func, "__module__", None) == "torch.nn.init"
-                    if is_init_fn or name == "__setitem__" or (
-                            name.endswith("_") and not name.startswith("_") and name not in _NO_VALUE_CHANGE):
-                        target = args[0] if args and isinstance(args[0], Tensor) else kwargs.get("tensor")
-                        if isinstance(target, Tensor):
-                            record(name, is_init_fn, target, args, kwargs, sys._getframe(1))
-                    elif "out" in kwargs and isinstance(kwargs["out"], Tensor):
-                        record(name, False, kwargs["out"], (), {}, sys._getframe(1))
-                except Exception:  # noqa: BLE001 - bookkeeping must never break the user's build
-                    pass
-                return out
-
-        self._mode = Mode()
+                self._meta_noops[fn.__code__] = fname
+        self._mode = _recording_mode(self)
         self._mode.__enter__()
         return self
+
+    # -- what the mode sees ----------------------------------------------------------------
+    def on_torch_function(self, func: Any, args: tuple, kwargs: dict, out: Any, caller: Any) -> None:
+        """Book one torch function call (``caller``: the frame that made it)."""
+        Tensor = self._tensor
+        name = getattr(func, "__name__", "")
+        if name == "__get__":
+            if not args:
+                pass
+            elif isinstance(out, Tensor):
+                self._alias(args[0], out, True)  # ``param.data`` / ``param.T``: remember the alias
+            elif out is True and self.track and self._meta_noops:
+                fname = self._meta_noops.get(caller.f_code)
+                if fname is not None and caller.f_locals.get("tensor") is args[0]:
+                    loc = caller.f_locals
+                    kw = {k: loc[k] for k, _ in _INIT_ARGS[fname] if k in loc}
+                    self._record(fname, True, args[0], (), kw, caller)
+            return
+        if name == "__set__":
+            # ``param.data = t``: t's law when it is tracked, else unknown
+            if getattr(getattr(func, "__self__", None), "__name__", None) == "data" and len(args) > 1 \
+                    and isinstance(args[0], Tensor):
+                self._record("data=", False, args[0], args, {}, caller)
+            return
+        if name == "detach" or name in _VIEWS:
+            if args and isinstance(args[0], Tensor):
+                self._alias(args[0], out, name == "detach")
+            return
+        is_init_fn = getattr(func, "__module__", None) == "torch.nn.init"
+        if is_init_fn or name == "__setitem__" or (
+                name.endswith("_") and not name.startswith("_") and name not in _NO_VALUE_CHANGE):
+            target = args[0] if args and isinstance(args[0], Tensor) else kwargs.get("tensor")
+            if isinstance(target, Tensor):
+                self._record(name, is_init_fn, target, args, kwargs, caller)
+        elif "out" in kwargs and isinstance(kwargs["out"], Tensor):
+            self._record(name, False, kwargs["out"], (), {}, caller)
+
+    def _caller_context(self, f: Any) -> tuple[bool, str]:
+        """From the frame that called the op: (inside torch's default init?, the nn.init function)."""
+        via = ""
+        while f is not None:
+            code = f.f_code
+            fn = code.co_filename
+            if fn == self._init_file:
+                if not code.co_name.startswith("_"):
+                    via = code.co_name
+            elif fn.startswith(self._modules_dir) and code.co_name in _RESETS:
+                return True, ""
+            elif not fn.startswith(self._torch_dir) and not fn.startswith(_GRADLINT):
+                return False, via
+            f = f.f_back
+        return False, via
+
+    def _root_of(self, t: Any) -> tuple[int, bool] | None:
+        """(root id, partial view?) of a parameter, an alias of one or a tracked tensor."""
+        tid = id(t)
+        root = self.alias.get(tid)
+        if root is not None:
+            return root, tid in self.partial
+        if isinstance(t, self._parameter) or tid in self.laws:
+            return tid, False
+        return None
+
+    def _alias(self, src: Any, out: Any, always: bool = False) -> None:
+        r = self._root_of(src)
+        if r is None:
+            if not always:
+                return
+            r = (id(src), False)
+        if self.track and r[0] == id(src):
+            self._roots.setdefault(r[0], src)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        for o in outs:
+            if isinstance(o, self._tensor) and o is not src:
+                self.alias[id(o)] = r[0]
+                if r[1] or len(outs) > 1 or o.numel() != src.numel():
+                    self.partial.add(id(o))
+                self._keep.append(o)
+
+    def _record(self, name: str, is_init_fn: bool, target: Any, args: tuple, kwargs: dict, caller: Any) -> None:
+        r = self._root_of(target)
+        if r is None:
+            # a tensor no init touched yet: a parameter's future source (copy_), or a buffer
+            if not is_init_fn and name not in _INPLACE_INIT:
+                return
+            r = (id(target), False)
+        root, partial = r
+        default, via = self._caller_context(caller)
+        if default:
+            if self.track:
+                self.laws.pop(root, None)
+            return
+        self.touched.add(root)
+        self.saw_custom_init = True
+        if not self.track:
+            return
+        if root == id(target):
+            self._roots.setdefault(root, target)
+        if partial:
+            self.laws[root] = None
+            return
+        try:
+            law = (init_function_law(name, target, args, kwargs) if is_init_fn
+                   else method_law(name, args, kwargs, self.laws.get(root, _UNSET), via, self._source_law))
+        except Exception:  # noqa: BLE001 - odd arguments: unknown, never a failed build
+            law = None
+        self.laws[root] = law
+
+    def _source_law(self, t: Any) -> Any:
+        """The law a ``copy_`` source carries: a tracked tensor's whole law, else unknown."""
+        src = self._root_of(t) if isinstance(t, self._tensor) else None
+        return self.laws.get(src[0]) if src is not None and not src[1] else None
 
     def __exit__(self, *exc: Any) -> None:
         self._mode.__exit__(*exc)
@@ -332,3 +238,105 @@ class InitRecorder:
         no init code touched (or whose last init was torch's default) are absent."""
         return {name: self.laws[id(p)] for name, p in model.named_parameters()
                 if id(p) in self.laws and self._roots.get(id(p)) is p}
+
+
+_RESETS = ("reset_parameters", "_reset_parameters", "__init__")
+
+
+def _recording_mode(rec: InitRecorder) -> Any:
+    """A TorchFunctionMode that runs every torch function and tells ``rec`` about it."""
+    from torch.overrides import TorchFunctionMode
+
+    class Mode(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            try:
+                rec.on_torch_function(func, args, kwargs, out, sys._getframe(1))
+            except Exception:  # noqa: BLE001 - bookkeeping must never break the user's build
+                pass
+            return out
+
+    return Mode()
+
+
+def method_law(name: str, args: tuple, kwargs: dict, cur: Any, via: str, source_law: Any) -> Any:
+    """The law a tensor method (``normal_``, ``mul_``, ``copy_``, ...) leaves, given the current
+    law ``cur`` (``_UNSET``: none recorded, so torch's default) and ``source_law(t)`` for copies."""
+    from . import initlaw as L
+
+    spec = _METHOD_ARGS.get(name)
+    if spec is None:
+        return None
+    a = _bind(spec, args, kwargs)
+    if name == "normal_":
+        mean, std = _number(a[0]), _number(a[1])
+        return None if mean is None or std is None else L.normal(mean, std, via=via)
+    if name == "uniform_":
+        lo, hi = _number(a[0]), _number(a[1])
+        return None if lo is None or hi is None else L.uniform(lo, hi, via)
+    if name == "fill_":
+        v = _number(a[0])
+        return None if v is None else L.constant(v, via)
+    if name == "zero_":
+        return L.constant(0.0, via)
+    if name in ("copy_", "data="):
+        return source_law(a[0])
+    if cur is _UNSET or cur is None:  # a change to the default or an unknown law
+        return None
+    if name == "erfinv_":
+        return L.erfinv(cur)
+    if name in ("clamp_", "clamp_min_", "clamp_max_"):
+        lo = a[0] if name != "clamp_max_" else None
+        hi = a[1] if name == "clamp_" else (a[0] if name == "clamp_max_" else None)
+        if (lo is not None and _number(lo) is None) or (hi is not None and _number(hi) is None):
+            return None
+        return L.clamp(cur, lo, hi)
+    v = _number(a[0])
+    if v is None or kwargs.get("rounding_mode") is not None:
+        return None
+    if name == "mul_":
+        return L.affine(cur, v)
+    if name == "div_":
+        return L.affine(cur, 1.0 / v) if v else None
+    alpha = _number(kwargs.get("alpha", 1))
+    if alpha is None:
+        return None
+    return L.affine(cur, 1.0, v * alpha if name == "add_" else -v * alpha)
+
+
+def init_function_law(name: str, target: Any, args: tuple, kwargs: dict) -> Any:
+    """The law an ``nn.init`` function leaves in ``target``."""
+    import torch.nn.init as tinit
+
+    from . import initlaw as L
+
+    spec = _INIT_ARGS.get(name)
+    if spec is None:
+        return None
+    a = _bind(spec, args, kwargs)
+    if name in ("uniform_", "normal_", "trunc_normal_", "constant_", "xavier_uniform_", "xavier_normal_",
+                "orthogonal_") and any(_number(x) is None for x in a):
+        return None
+    if name == "uniform_":
+        return L.uniform(a[0], a[1])
+    if name == "normal_":
+        return L.normal(a[0], a[1])
+    if name == "trunc_normal_":
+        return L.normal(a[0], a[1], a[2], a[3])
+    if name in ("constant_", "zeros_", "ones_"):
+        return L.constant(a[0] if name == "constant_" else float(name == "ones_"))
+    if name == "orthogonal_":
+        rows, n = target.shape[0], target.numel()
+        g = abs(a[0])
+        # (semi-)orthogonal rows or columns: the squares sum to min(rows, cols)
+        return L.Law("moments", 0.0, g * g / max(rows, n // max(rows, 1)), -g, g, via=name)
+    fan_in, fan_out = tinit._calculate_fan_in_and_fan_out(target)
+    if name.startswith("xavier"):
+        std = a[0] * math.sqrt(2.0 / float(fan_in + fan_out))
+    else:
+        fan = fan_in if a[1] == "fan_in" else fan_out
+        std = tinit.calculate_gain(a[2], a[0]) / math.sqrt(fan)
+    if name.endswith("uniform_"):
+        return L.uniform(-math.sqrt(3.0) * std, math.sqrt(3.0) * std, name)
+    return L.normal(0.0, std, via=name)

@@ -81,6 +81,8 @@ def render_full(report: Report, out: IO[str]) -> None:
             info.append(f"{m.parameters:,} parameters" + ("" if m.materialized else ", meta device"))
         if m.input_source:
             info.append(f"inputs {m.input_source}")
+        if m.cached:
+            info.append("from the cache")
         if info:
             out.write("   " + "; ".join(info) + "\n")
         if m.summary.verdict or m.summary.measured_verdict:

@@ -5,22 +5,20 @@ Importing this package imports no torch.
 
 from __future__ import annotations
 
+import difflib
 import importlib
-from typing import Iterable
+from pathlib import Path
+from typing import Any, Iterable
 
 from ..config import ConfigError
 from .base import Example, Option, Rule, RuleContext
 
-# One module per rule, listed explicitly so the order (and the docs) are stable.
-_RULE_MODULES = (
-    "gl001_analysis_failed",
-    "gl101_deep_saturating_chain",
-    "gl102_missing_normalization",
-    "gl103_no_skip_connections",
-    "gl104_default_initialization",
-)
-
 _RULES: dict[str, type[Rule]] | None = None
+
+
+def _rule_modules() -> list[str]:
+    """Every ``glNNN_kebab_name.py`` in this package: one rule each, found by file name."""
+    return sorted(p.stem for p in Path(__file__).parent.glob("gl[0-9][0-9][0-9]_*.py"))
 
 
 def all_rules() -> dict[str, type[Rule]]:
@@ -28,7 +26,7 @@ def all_rules() -> dict[str, type[Rule]]:
     global _RULES
     if _RULES is None:
         found: dict[str, type[Rule]] = {}
-        for mod_name in _RULE_MODULES + tuple(_extra_modules()):
+        for mod_name in _rule_modules():
             mod = importlib.import_module(f"{__name__}.{mod_name}")
             for obj in vars(mod).values():
                 if isinstance(obj, type) and issubclass(obj, Rule) and obj is not Rule and obj.__module__ == mod.__name__:
@@ -37,14 +35,6 @@ def all_rules() -> dict[str, type[Rule]]:
                     found[obj.code] = obj
         _RULES = dict(sorted(found.items()))
     return _RULES
-
-
-def _extra_modules() -> list[str]:
-    """Rule modules of later families (GL2xx estimate, GL3xx verify), found by file name."""
-    from pathlib import Path
-
-    here = Path(__file__).parent
-    return sorted(p.stem for p in here.glob("gl[0-9][0-9][0-9]_*.py") if p.stem not in _RULE_MODULES)
 
 
 def get_rule(code_or_name: str) -> type[Rule] | None:
@@ -100,4 +90,33 @@ def select_rules(select: list[str] | None, extend_select: list[str], ignore: lis
     return (base | chosen(extend_select)) - expand_selectors(ignore)
 
 
-__all__ = ["Example", "Option", "Rule", "RuleContext", "all_rules", "get_rule", "select_rules", "expand_selectors"]
+def check_rule_options(rules: dict[str, dict[str, Any]], source: str | None = None) -> None:
+    """Every ``[tool.gradlint.rules.X]`` table names a rule (code or name) and only its options,
+    with values of the right type and range; else a ConfigError with a did-you-mean (naming
+    ``source``, the pyproject.toml, when given)."""
+    try:
+        _check_rule_options(rules)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}" if source else str(e)) from None
+
+
+def _check_rule_options(rules: dict[str, dict[str, Any]]) -> None:
+    known = all_rules()
+    for key, options in rules.items():
+        rule = get_rule(key)
+        if rule is None:
+            names = list(known) + [r.name for r in known.values()]
+            close = difflib.get_close_matches(key, names, n=1) or difflib.get_close_matches(key.upper(), names, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "`gradlint rule --all` lists the rules"
+            raise ConfigError(f"[tool.gradlint.rules.{key}]: unknown rule ({hint})")
+        for option, value in options.items():
+            rule.parse_option(option, value)
+
+
+def needs_verify(selectors: Iterable[str]) -> list[str]:
+    """Codes the user selected by name or prefix that only run with ``--verify`` (GL3xx)."""
+    return sorted(c for c in expand_selectors(selectors) if all_rules()[c].requires == "measurement")
+
+
+__all__ = ["Example", "Option", "Rule", "RuleContext", "all_rules", "get_rule", "select_rules", "expand_selectors",
+           "check_rule_options", "needs_verify"]

@@ -48,7 +48,7 @@ class DeepSaturatingChain(Rule):
         "Hochreiter 1991; Bengio, Simard & Frasconi 1994 (vanishing gradients)",
         "AUTOTRAINER (Zhang et al., ICSE 2021): vanishing when the first/last gradient ratio < 1e-3",
     ]
-    options = {"min-chain": Option(int, 5, "report chains of at least this many saturating activations")}
+    options = {"min-chain": Option(int, 5, "report chains of at least this many saturating activations", min=1)}
     INVALID = [
         Example(
             """

@@ -46,7 +46,7 @@ class MissingNormalization(Rule):
         "Ba, Kiros & Hinton 2016, Layer Normalization",
         "Zhang, Dauphin & Ma 2019, Fixup Initialization (normalization-free alternative)",
     ]
-    options = {"min-depth": Option(int, 10, "report runs of at least this many weight layers without normalization")}
+    options = {"min-depth": Option(int, 10, "report runs of at least this many weight layers without normalization", min=1)}
     INVALID = [
         Example(
             """

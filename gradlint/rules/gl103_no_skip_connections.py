@@ -47,9 +47,9 @@ class NoSkipConnections(Rule):
         "Veit, Wilber & Belongie 2016, Residual Networks Behave Like Ensembles of Relatively Shallow Networks",
     ]
     options = {
-        "min-depth": Option(int, 20, "report when the shortest input-to-output path has at least this many weight layers"),
+        "min-depth": Option(int, 20, "report when the shortest input-to-output path has at least this many weight layers", min=1),
         "min-depth-normalized": Option(int, 30, "the same, when a normalization layer separates every two weight "
-                                                "layers on that path"),
+                                                "layers on that path", min=1),
     }
     INVALID = [
         Example(

@@ -10,7 +10,7 @@ from .finding import Finding
 from .locating import representative_location
 
 # chi = sigma_w^2 * E[phi'(z)^2] per layer with PyTorch's default init (sigma_w^2 = 1/3) at the
-# small pre-activation variance such nets settle into (estimator.md, "Consequences for plain stacks").
+# small pre-activation variance such nets settle into (docs/estimator.md, "Consequences for plain stacks").
 DEFAULT_INIT_CHI = {"relu": 1 / 6, "leaky_relu": 1 / 6, "relu6": 1 / 6, "prelu": 0.18, "gelu": 1 / 12,
                     "silu": 1 / 12, "mish": 0.1, "hardswish": 1 / 12, "elu": 0.27, "selu": 0.5,
                     "tanh": 1 / 3, "sigmoid": 0.02, "softplus": 0.1, "identity": 1 / 3}
@@ -79,7 +79,7 @@ class DefaultInitialization(Rule):
         "PyTorch torch/nn/modules/linear.py, Linear.reset_parameters; pytorch/pytorch#57109",
         "Schoenholz et al. 2017, Deep Information Propagation (chi = sigma_w^2 E[phi'^2])",
     ]
-    options = {"min-layers": Option(int, 5, "report runs of at least this many default-initialized layers")}
+    options = {"min-layers": Option(int, 5, "report runs of at least this many default-initialized layers", min=1)}
     INVALID = [
         Example(
             """

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
+from ..ir.verdict import VANISHING
 from . import gradient_advice as adv
 from .base import Example, Rule, RuleContext
 from .finding import Finding
@@ -146,25 +146,6 @@ class VanishingGradientPredicted(Rule):
     ]
 
     def check(self, ctx: RuleContext) -> Iterable[Finding]:
-        est = ctx.estimate
-        threshold = ctx.config.vanishing_threshold if ctx.config is not None else 1e-3
-        first = adv.first_layer(est)
-        att = est.attenuation
-        if first is None or att is None or att <= 0 or att >= threshold or est.zero_reason:
-            return
-        cross = adv.crossing(est, lambda r: r < threshold) or first
-        last = est.layers[-1]
-        total = math.log10(att)
-        from ..estimate.explain import dominant, why
-
-        steps_out = sum(1 for ly in est.layers[est.layers.index(cross):] if not ly.is_embedding) - 1
-        reason = why(first.causes, total)
-        scale = adv.weight_scale(est)
-        cause = dominant(first.causes, total)
-        if cause == "weights" and scale:
-            reason += f" [{scale}]"
-        msg = (f"predicted vanishing gradient: {first.module} gets {att:.1e} of {last.module}'s weight-gradient RMS "
-               f"({-total:.1f} decades; threshold {threshold:g}); the prediction crosses the threshold here, at "
-               f"{cross.module} ({cross.grad_ratio:.1e}), {steps_out} weight layer{'s' if steps_out != 1 else ''} "
-               f"before the output" + (f"; {reason}" if reason else ""))
-        yield self.finding(msg, cross.location or first.location, adv.fix_for_vanishing(cause, est))
+        finding = adv.predicted_finding(self, ctx, VANISHING)
+        if finding is not None:
+            yield finding

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from . import gradient_advice as adv
 from .base import Example, Rule, RuleContext
 from .finding import Finding
 from .measured import threshold_text
@@ -126,15 +127,10 @@ class VanishingGradientMeasured(Rule):
         m = ctx.measurement
         if m.verdict != "vanishing" or m.first_layer is None:
             return
-        threshold = ctx.config.vanishing_threshold if ctx.config is not None else 1e-3
+        threshold = ctx.thresholds.vanishing
         first, last = m.first_layer, m.layers[-1]
-        # going back from the output, the first layer whose ratio is below the threshold
-        crossing = None
-        for i in range(len(m.layers) - 1, -1, -1):
-            r = m.layers[i].grad_ratio
-            if r is not None and r < threshold and not m.layers[i].embedding:
-                crossing = i
-                break
+        crossing = adv.crossing([ly.grad_ratio for ly in m.layers], [ly.embedding for ly in m.layers],
+                                lambda r: r < threshold)
         where = ""
         if crossing is not None and crossing + 1 < len(m.layers):
             where = (f"; it falls below {threshold_text(threshold)} between {m.layers[crossing + 1].module} and "

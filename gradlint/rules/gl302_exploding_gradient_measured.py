@@ -106,7 +106,7 @@ class ExplodingGradientMeasured(Rule):
         m = ctx.measurement
         if m.verdict != "exploding" or m.first_layer is None:
             return
-        threshold = ctx.config.exploding_threshold if ctx.config is not None else 1e4
+        threshold = ctx.thresholds.exploding
         first, last = m.first_layer, m.layers[-1]
         msg = (f"measured on one batch: {first.module} receives {m.attenuation:.1e} times the gradient RMS of "
                f"{last.module} (exploding above {threshold_text(threshold)})")

@@ -46,8 +46,8 @@ class SaturatedActivations(Rule):
         "LeCun, Bottou, Orr & Müller 1998, Efficient BackProp (keep sigmoid inputs in the linear range)",
     ]
     options = {
-        "threshold": Option(float, 5.0, "|pre-activation| beyond which sigmoid/tanh/softsign count as saturated"),
-        "fraction": Option(float, 0.5, "report an activation when more than this share of its inputs is saturated"),
+        "threshold": Option(float, 5.0, "|pre-activation| beyond which sigmoid/tanh/softsign count as saturated", min=0),
+        "fraction": Option(float, 0.5, "report an activation when more than this share of its inputs is saturated", min=0, max=1),
     }
     requires = "measurement"
     INVALID = [

@@ -41,7 +41,7 @@ class DeadUnits(Rule):
         "Amazon SageMaker Debugger built-in rule DeadRelu",
         "Lu et al. 2019, Dying ReLU and Initialization: Theory and Numerical Examples",
     ]
-    options = {"fraction": Option(float, 0.7, "report a ReLU when at least this share of its inputs is <= 0")}
+    options = {"fraction": Option(float, 0.7, "report a ReLU when at least this share of its inputs is <= 0", min=0, max=1)}
     requires = "measurement"
     INVALID = [
         Example(

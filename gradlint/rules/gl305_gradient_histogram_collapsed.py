@@ -49,8 +49,8 @@ class GradientHistogramCollapsed(Rule):
         "Kingma & Ba 2015, Adam: A Method for Stochastic Optimization (eps = 1e-8)",
     ]
     options = {
-        "floor": Option(float, 1e-7, "gradient entries below this magnitude count as collapsed"),
-        "share": Option(float, 0.9, "report a layer when at least this share of its entries is below `floor`"),
+        "floor": Option(float, 1e-7, "gradient entries below this magnitude count as collapsed", min=0),
+        "share": Option(float, 0.9, "report a layer when at least this share of its entries is below `floor`", min=0, max=1),
     }
     requires = "measurement"
     INVALID = [

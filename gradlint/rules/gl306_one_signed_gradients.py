@@ -42,8 +42,8 @@ class OneSignedGradients(Rule):
         "gradlint's starting notes: red flags in gradient histograms (narrow peaks at 0, only-positive or only-negative)",
     ]
     options = {
-        "skew": Option(float, 0.95, "report a layer when at least this share of its nonzero entries has one sign"),
-        "min-entries": Option(int, 32, "skip layers with fewer nonzero gradient entries"),
+        "skew": Option(float, 0.95, "report a layer when at least this share of its nonzero entries has one sign", min=0.5, max=1),
+        "min-entries": Option(int, 32, "skip layers with fewer nonzero gradient entries", min=1),
     }
     requires = "measurement"
     INVALID = [

@@ -1,29 +1,66 @@
-"""Shared by the GL2xx rules: where a predicted gradient crosses a threshold, why, and what to do.
+"""Shared by the gradient rules (GL201/GL202 predicted, GL301 measured): where a gradient crosses
+a threshold, why, and what to do.
 
-Reads the estimator's result (``ctx.estimate``) only; imports no torch.
+Reads the estimator's result (``ctx.estimate``) and the measurement only; imports no torch.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from ..ir.ops import SATURATING
-
+from ..ir.verdict import VANISHING
 
 
 def first_layer(est: Any) -> Any:
     return est.layers[est.first] if est.first is not None else None
 
 
-def crossing(est: Any, predicate) -> Any:
-    """Walking from the output towards the input, the first layer whose ratio meets ``predicate``."""
-    for ly in reversed(est.layers):
-        if ly.is_embedding or ly.grad_ratio is None:
-            continue
-        if predicate(ly.grad_ratio):
-            return ly
+def crossing(ratios: Sequence[float | None], embedding: Sequence[bool], predicate: Callable[[float], bool]) -> int | None:
+    """Walking from the output towards the input, the index of the first non-embedding layer whose
+    ratio meets ``predicate`` (the estimate's layers and the measured ones alike)."""
+    for i in range(len(ratios) - 1, -1, -1):
+        r = ratios[i]
+        if not embedding[i] and r is not None and predicate(r):
+            return i
     return None
+
+
+def predicted_finding(rule: Any, ctx: Any, direction: str) -> Any:
+    """GL201's (``direction`` vanishing) or GL202's (exploding) finding, or None: where the
+    predicted ratio crosses the threshold, by how much, and why."""
+    from ..estimate.explain import dominant, why
+
+    est = ctx.estimate
+    vanishing = direction == VANISHING
+    threshold = ctx.thresholds.vanishing if vanishing else ctx.thresholds.exploding
+    first = first_layer(est)
+    att = est.attenuation
+    if first is None or att is None or att <= 0:
+        return None
+    if vanishing and (att >= threshold or est.zero_reason):
+        return None
+    if not vanishing and att <= threshold:
+        return None
+    beyond = (lambda r: r < threshold) if vanishing else (lambda r: r > threshold)
+    i = crossing([ly.grad_ratio for ly in est.layers], [ly.is_embedding for ly in est.layers], beyond)
+    cross = est.layers[i] if i is not None else first
+    last = est.layers[-1]
+    total = math.log10(att)
+    steps_out = sum(1 for ly in est.layers[est.layers.index(cross):] if not ly.is_embedding) - 1
+    reason = why(first.causes, total)
+    cause = dominant(first.causes, total)
+    scale = weight_scale(est) if vanishing else ""
+    if cause == "weights" and scale:
+        reason += f" [{scale}]"
+    share = f"{att:.1e} of" if vanishing else f"{att:.1e} times"
+    msg = (f"predicted {direction} gradient: {first.module} gets {share} {last.module}'s weight-gradient RMS "
+           f"({abs(total):.1f} decades; threshold {threshold:g}); the prediction crosses the threshold here, at "
+           f"{cross.module} ({cross.grad_ratio:.1e}), {steps_out} weight layer{'s' if steps_out != 1 else ''} "
+           f"before the output" + (f"; {reason}" if reason else ""))
+    fix = fix_for_vanishing(cause, est) if vanishing else fix_for_exploding(cause, est)
+    return rule.finding(msg, cross.location or first.location, fix)
 
 
 def weight_scale(est: Any) -> str:
@@ -87,6 +124,3 @@ def fix_for_exploding(cause: str | None, est: Any) -> str:
                 "(nn.init.calculate_gain), or add normalization")
     return "add normalization, reduce the initial weight scale, or clip gradients"
 
-
-def decades(x: float) -> float:
-    return math.log10(x) if x > 0 else float("-inf")

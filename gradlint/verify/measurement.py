@@ -23,10 +23,6 @@ HIST_BINS = 200
 HIST_WIDTH = (HIST_HIGH - HIST_LOW) / HIST_BINS
 
 
-def hist_edges() -> list[float]:
-    return [HIST_LOW + i * HIST_WIDTH for i in range(HIST_BINS + 1)]
-
-
 
 
 @dataclass

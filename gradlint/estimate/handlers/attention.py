@@ -2,7 +2,7 @@
 
 At initialization attention is close to uniform: with logit variance s^2 over T keys, a softmax
 row has E[sum A^2] ~ e^{s^2} / T. The value path averages: ||A^T g||^2 ~ ||g||^2 (sum A^2
-(1 - rho) + rho) for a gradient with correlation rho across tokens (estimator.md); the query and
+(1 - rho) + rho) for a gradient with correlation rho across tokens (docs/estimator.md); the query and
 key paths go through the softmax Jacobian and are ~1/T smaller.
 """
 

@@ -112,7 +112,7 @@ def valid_fraction(size_in: int, size_out: int, k: int, stride: int, dilation: i
     """(share of (output position, tap) pairs that land on a real input rather than zero padding,
     mean over taps of the squared share of positions where the tap is valid).
 
-    The first scales the second moment: estimator.md, 3x3 with pad 1 on a 4x4 map keeps
+    The first scales the second moment: docs/estimator.md, 3x3 with pad 1 on a 4x4 map keeps
     ((3H-2)/(3H))^2 = 0.69. The second scales the per-channel constant: a channel's mean over
     positions sees tap k at a fraction v_k of them, so a constant input offset gives
     sum_k v_k^2 of energy, not sum_k v_k; the difference is an offset that varies with the
@@ -259,7 +259,7 @@ def conv(node, ins, ctx) -> Step:
 @handles(g.CONV_TRANSPOSE)
 def conv_transpose(node, ins, ctx) -> Step:
     """Weight (C_in, C_out/groups, *k): each output sees (C_in/groups) prod(k) / prod(stride)
-    inputs on average (estimator.md pitfall 3: torch's fan_in is not the true n_eff)."""
+    inputs on average (docs/estimator.md pitfall 3: torch's fan_in is not the true n_eff)."""
     x = ins[0]
     w, b = _weight_and_bias(node, ctx)
     in_shape, out_shape = ctx.in_shape(node, 0), node.out_shape

@@ -1,6 +1,6 @@
 """Merges and scalings: add/sub (residuals, biases), mul/div (gates, LayerScale, ReZero), concat.
 
-Add copies the gradient to both inputs (estimator.md, "Layer rules"); a tensor read by several
+Add copies the gradient to both inputs (docs/estimator.md, "Layer rules"); a tensor read by several
 consumers sums their gradients, which propagate.py does. Multiplying by a zero-initialized scale
 (ReZero, SkipInit, LayerScale at 0) makes the gradient behind it exactly zero: a structural zero.
 """

@@ -4,7 +4,7 @@ Each divides by a standard deviation over some group of entries; the backward ga
 gamma^2 / (that variance), reduced by the directions the normalization projects out. What the
 groups subtract decides whether a constant offset is signal: BatchNorm removes per-channel
 constants (over the batch), LayerNorm only the per-token mean, so sigmoid's 0.5 pushed through W
-counts as variance for LayerNorm (estimator.md: LayerNorm does not rescue a sigmoid stack).
+counts as variance for LayerNorm (docs/estimator.md: LayerNorm does not rescue a sigmoid stack).
 """
 
 from __future__ import annotations

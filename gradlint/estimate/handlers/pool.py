@@ -1,6 +1,6 @@
 """Pooling and reductions: average (k x k, adaptive, global, ``mean``), ``sum``, max.
 
-Average pooling of K entries has backward gain 1/K (estimator.md) and, forward, averages K
+Average pooling of K entries has backward gain 1/K (docs/estimator.md) and, forward, averages K
 positions whose shared part (``p``) survives. Global average pooling sends the same gradient to
 every position of a sample: the gradient becomes fully coherent (rho = 1), which is what makes the
 weight gradients of the conv layers before it large. Max pooling routes the gradient to one entry

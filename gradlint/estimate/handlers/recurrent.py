@@ -3,7 +3,7 @@
 Each time step is a small mean-field layer: gate pre-activations with variance
 ``in E[W_ih^2] m_x + H E[W_hh^2] m_h + Var(b)`` around the gate's bias mean (so a forget-gate bias
 of 1 is seen), gates' second moments from the sigmoid/tanh expectations, and the backward pass
-through time (estimator.md, "Recurrent": a default tanh RNN keeps ~E[phi'^2]/3 per step; an
+through time (docs/estimator.md, "Recurrent": a default tanh RNN keeps ~E[phi'^2]/3 per step; an
 LSTM's cell path keeps E[f^2]). Multi-layer and bidirectional modules stack these chains.
 """
 
@@ -32,7 +32,6 @@ class Block:
     b_hn_mean: float = 0.0
     b_in_var: float = 0.0  # GRU: variance of b_in alone
     b_in_mean: float = 0.0
-    zero_hh: bool = False
 
 
 def _block(ctx, node, suffix: str, gates: int) -> Block:
@@ -51,8 +50,7 @@ def _block(ctx, node, suffix: str, gates: int) -> Block:
         mh, vh = (bh.mean, max(bh.second - bh.mean ** 2, 0.0)) if bh else (0.0, 0.0)
         mean.append(mi + mh)
         var.append(vi + vh)
-    blk = Block([w.second for w in w_ih], [w.second for w in w_hh], mean, var,
-                zero_hh=all(w.zero for w in w_hh))
+    blk = Block([w.second for w in w_ih], [w.second for w in w_hh], mean, var)
     if gates == 3:
         bn_h, bn_i = b_hh[2], b_ih[2]
         blk.b_hn2 = bn_h.second if bn_h else 0.0
