@@ -64,6 +64,7 @@ def _formats() -> tuple[str, ...]:
 @click.option("--input-shape", default=None, metavar="N,C,H,W", help="Input shape when the file has no example_inputs().")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--show-fixes", is_flag=True, help="Print each finding's fix under it (concise format).")
+@click.option("--show-notes", is_flag=True, help="Also print notes (severity info) in concise and github output.")
 @click.option("--statistics", is_flag=True, help="Count the findings per code instead of listing them (json with --format json).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="pyproject.toml to read [tool.gradlint] from (default: the nearest one).")
@@ -76,7 +77,7 @@ def _formats() -> tuple[str, ...]:
               help="Files analysed in parallel, in separate processes (0: one per CPU).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
-          input_shape, exit_zero, show_fixes, statistics, config_path, timeout, chart, plot, tensorboard, no_cache,
+          input_shape, exit_zero, show_fixes, show_notes, statistics, config_path, timeout, chart, plot, tensorboard, no_cache,
           jobs, debug) -> None:
     """Analyse the models in TARGETS (files, folders, file.py::Name)."""
     from .ir import errors
@@ -105,8 +106,8 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
         click.echo(f"gradlint: error: {e}", err=True)
         sys.exit(EXIT_ERROR)
 
-    unrunnable = [] if config.verify else [c for c in needs_verify((config.select or []) + config.extend_select)
-                                               if c in enabled]
+    named = [s for s in (config.select or []) + config.extend_select if s.strip().upper() != "ALL"]
+    unrunnable = [] if config.verify else [c for c in needs_verify(named) if c in enabled]
     if unrunnable:
         click.echo(f"gradlint: note: {', '.join(unrunnable)} measure one batch and run only with --verify", err=True)
 
@@ -136,9 +137,9 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
     if statistics:
         from .report.statistics import render_statistics
 
-        render_statistics(report, sys.stdout, as_json=fmt == "json")
+        render_statistics(report, sys.stdout, as_json=fmt == "json", show_notes=show_notes)
     else:
-        formats.render(fmt, report, sys.stdout, show_fixes=show_fixes, chart=bool(config.chart))
+        formats.render(fmt, report, sys.stdout, show_fixes=show_fixes, chart=bool(config.chart), show_notes=show_notes)
     if config.plot or config.tensorboard:
         from .report.outputs import OutputError, write_files
 
@@ -155,7 +156,7 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
     sys.stdout.flush()
     if session.internal_errors or report.usage_errors:
         sys.exit(EXIT_ERROR)
-    if report.findings and not exit_zero:
+    if report.problems and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_CLEAN)
 

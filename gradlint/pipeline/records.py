@@ -103,7 +103,17 @@ class Report:
     def findings(self) -> list[Finding]:
         return [f for m in self.models for f in m.findings]
 
+    @property
+    def problems(self) -> list[Finding]:
+        """Errors and warnings: what sets exit code 1 and is counted."""
+        return [f for f in self.findings if f.is_problem]
+
+    @property
+    def notes(self) -> list[Finding]:
+        """``info`` findings: shown (concise output: with --show-notes), never counted."""
+        return [f for f in self.findings if not f.is_problem]
+
     def to_json(self) -> dict[str, Any]:
         from ..version import __version__
 
-        return {"gradlint": __version__, "schema": 1, "models": [m.to_json() for m in self.models]}
+        return {"gradlint": __version__, "schema": 2, "models": [m.to_json() for m in self.models]}
