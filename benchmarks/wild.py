@@ -107,7 +107,11 @@ def summarize_run(run: dict) -> dict:
         return rec
     report = run["report"]
     if report is None or not isinstance(report.get("models"), list):
-        rec.update(outcome="crashed", stage="cli", message=_stderr_reason(run["stderr"]) or f"exit {run['rc']}, no JSON")
+        message = _stderr_reason(run["stderr"]) or f"exit {run['rc']}, no JSON"
+        # Exit 2 with gradlint's own "error:" line is a rejected command (a target it cannot parse,
+        # an unknown option), not a crash: the user is told what is wrong.
+        usage = run["rc"] == 2 and message.startswith("gradlint: error:")
+        rec.update(outcome="usage-error" if usage else "crashed", stage="cli", message=message)
         return rec
     models = report["models"]
     rec["models"] = [{"target": m["target"], "status": m["status"], "layers": len(m.get("layers") or []),
@@ -131,6 +135,13 @@ def summarize_run(run: dict) -> dict:
     rec["layers"] = len(main.get("layers") or [])
     rec["frozen_layers"] = sum(1 for layer in main.get("layers") or [] if layer.get("frozen"))
     rec["summary"] = main.get("summary") or {}
+    layers = [layer for layer in main.get("layers") or [] if not layer.get("frozen")]
+    if layers:
+        # The first and last weight layers' numbers: a gradient that underflows to 0.0 leaves the
+        # verdict empty (a ratio of zeros), and only these show what the measurement saw.
+        rec["edge_layers"] = {k: {"module": layer["module"], "type": layer["type"],
+                                  "estimate": layer.get("estimate"), "measured": layer.get("measured")}
+                              for k, layer in (("first", layers[0]), ("last", layers[-1]))}
     rec["findings"] = [{"code": f["code"], "severity": f.get("severity"), "message": _one_line(f["message"], 240)}
                        for f in main.get("findings") or []]
     # Findings on the file's other analyzed models (helper classes, discriminators, ...).
@@ -141,6 +152,33 @@ def summarize_run(run: dict) -> dict:
 
 # -- one corpus entry ----------------------------------------------------------------------------
 
+# Files a repository entry may need next to the model file: sources and small configs. Data,
+# images and weights are left out (the mirrors may not even hold their contents).
+SOURCE_SUFFIXES = (".py", ".json", ".yaml", ".yml", ".cfg", ".toml", ".ini")
+_materialize_lock = threading.Lock()
+
+
+def _write_tree(git_dir: Path, root: Path) -> None:
+    """Write the source files of HEAD under ``root``, as in a clone (package ``__init__`` files and
+    relative imports intact). Blobs that the snapshot lists but does not hold are skipped."""
+    listing = subprocess.run(["git", "--git-dir", str(git_dir), "ls-tree", "-r", "-z", "HEAD"],
+                             capture_output=True, check=True).stdout
+    for item in listing.split(b"\0"):
+        if not item:
+            continue
+        meta, path = item.split(b"\t", 1)
+        _mode, kind, sha = meta.split()
+        name = path.decode(errors="replace")
+        if kind != b"blob" or not name.endswith(SOURCE_SUFFIXES):
+            continue
+        blob = subprocess.run(["git", "--git-dir", str(git_dir), "cat-file", "blob", sha.decode()], capture_output=True)
+        if blob.returncode != 0:
+            continue
+        dest = root / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(blob.stdout)
+
+
 def materialize(entry: Entry, scratch: Path) -> tuple[Path, str] | str:
     """The folder to run in and the file as the user types it, or why the entry is skipped."""
     if entry.repo is None:
@@ -150,14 +188,15 @@ def materialize(entry: Entry, scratch: Path) -> tuple[Path, str] | str:
     if not git_dir.exists():
         return f"no local mirror of {entry.repo} ({git_dir})"
     root = scratch / entry.repo.replace("/", "+")
-    if not root.exists():
-        # The whole tree at HEAD, once per repository: relative imports and package __init__ files
-        # must be there exactly as in a clone. Nothing of it enters this repository.
-        root.mkdir(parents=True)
-        archive = subprocess.run(["git", "--git-dir", str(git_dir), "archive", "HEAD"], capture_output=True)
-        if archive.returncode != 0:
-            return f"git archive failed for {entry.repo}: {_one_line(archive.stderr.decode(errors='replace'))}"
-        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    with _materialize_lock:  # once per repository, whichever entry comes first; nothing enters this repo
+        if not root.exists():
+            tmp = root.with_name(root.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                _write_tree(git_dir, tmp)
+            except subprocess.CalledProcessError as e:
+                return f"cannot read {entry.repo} at HEAD: {_one_line(e.stderr.decode(errors='replace'))}"
+            tmp.rename(root)
     if not (root / entry.file).exists():
         return f"{entry.file} is not in {entry.repo} at HEAD"
     return root, entry.file
@@ -231,9 +270,14 @@ def environment(args: argparse.Namespace) -> dict:
     root = Path(args.gradlint).resolve()
     info["gradlint_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                                              text=True).stdout.strip() or None
+    # The benchmark's own commits do not change gradlint: name the last commit that did.
+    info["gradlint_code_commit"] = subprocess.run(["git", "log", "-1", "--format=%h", "--", "gradlint"], cwd=root,
+                                                  capture_output=True, text=True).stdout.strip() or None
     info["gradlint_dirty"] = bool(subprocess.run(["git", "status", "--porcelain", "--", "gradlint"], cwd=root,
                                                  capture_output=True, text=True).stdout.strip())
     info["cpus"] = os.cpu_count()
+    # The CPUs are shared: a busy machine turns slow models into gradlint --timeout failures.
+    info["loadavg_at_end"] = [round(x, 1) for x in os.getloadavg()]
     info["timeout_s"] = args.timeout
     info["jobs"] = args.jobs
     return info

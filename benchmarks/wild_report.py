@@ -100,7 +100,9 @@ _REASONS = [
     (r"^capture:", "capture: every capture method failed (fx, export, hooks)"),
     (r"^estimate:", "estimate: the estimate failed"),
     (r"^verify:", "verify: the measured pass failed"),
-    (r"^target:|invalid target|cannot parse", "target: the target text was rejected"),
+    (r"must be Python literals", "target rejected (exit 2): arguments after `::` must be Python literals, so a "
+                                 "config object or a module-level variable cannot be passed"),
+    (r"^target:|^cli:|invalid target|cannot parse", "the command was rejected (exit 2)"),
 ]
 
 
@@ -113,7 +115,7 @@ def reason(t: dict) -> str:
     text = f"{t.get('stage', '?')}: {t.get('message', '')}"
     for pattern, name in _REASONS:
         if re.search(pattern, text):
-            if name.endswith("raised") or name.startswith("capture: every") or name.startswith("estimate:"):
+            if " raised" in name or name.startswith(("capture: every", "estimate:", "verify:")):
                 return f"{name} ({_exception(t.get('message', ''))})"
             return name
     return _normalize(text)
@@ -139,6 +141,36 @@ def _stage_of(r: dict) -> str:
     return f"{last['outcome']}"
 
 
+def _edge(t: dict) -> str:
+    """What the measurement saw at the first and last weight layers (grad RMS), or the layer count."""
+    gl001 = [f for f in t.get("findings") or [] if f["code"] == "GL001"]
+    if gl001:
+        return f"GL001: {gl001[0]['message'][:80]}"
+    edge = t.get("edge_layers")
+    if not edge:
+        return f"{t.get('layers', 0)} weight layers"
+    rms = [((edge[k].get("measured") or {}).get("grad_rms")) for k in ("first", "last")]
+    if any(v is None for v in rms):
+        return f"{t.get('layers', 0)} weight layers"
+    return f"grad RMS first {rms[0]:.1e}, last {rms[1]:.1e}"
+
+
+def _static_verdict(r: dict) -> str:
+    t = _worked(r)
+    if t is None:
+        return "not analyzed"
+    return (t.get("summary") or {}).get("verdict") or f"no verdict ({t.get('layers', 0)} weight layers)"
+
+
+def _measured_verdict(r: dict) -> str:
+    v = r.get("verify")
+    if not v:
+        return "-"
+    if v["outcome"] != "analyzed":
+        return f"{v['outcome']}"
+    return (v.get("summary") or {}).get("measured_verdict") or f"no verdict ({_edge(v)})"
+
+
 def _err(s: dict) -> float | None:
     a, b = s.get("estimated_attenuation"), s.get("measured_attenuation")
     if a and b and a > 0 and b > 0:
@@ -162,10 +194,16 @@ def render(data: dict) -> str:
       "reading the error; then `--verify` on the try that worked. All weights are random (nothing is downloaded).")
     if env:
         pk = env.get("packages") or {}
+        code = env.get("gradlint_code_commit")
         w(f"\nEnvironment: Python {env.get('python')}, torch {pk.get('torch')}, torchvision {pk.get('torchvision')}; "
-          f"gradlint at `{env.get('gradlint_commit')}`{' (with local changes)' if env.get('gradlint_dirty') else ''}; "
+          f"gradlint from the checkout at `{env.get('gradlint_commit')}`"
+          f"{f' (its gradlint/ last changed in `{code}`)' if code else ''}"
+          f"{' with local changes' if env.get('gradlint_dirty') else ''}; "
           f"{env.get('cpus')} shared CPUs, {env.get('jobs')} entries at a time, {env.get('timeout_s'):g} s "
-          "wall-clock limit per run.")
+          "wall-clock limit per run."
+          + (f" Load average when the last part finished: {', '.join(map(str, env['loadavg_at_end']))} (the CPUs are "
+             "shared with other work; a slow model on a busy machine can hit gradlint's default 120 s --timeout)."
+             if env.get("loadavg_at_end") else ""))
 
     # -- headline -----------------------------------------------------------------------------------
     first = [r for r in recs if r.get("worked") == "first"]
@@ -199,12 +237,17 @@ def render(data: dict) -> str:
     w(f"| **analyzed on the first or second try** (target >= 90%) | **{len(either)}/{n} ({_pct(len(either), n)})** |")
     w(f"| **silent passes on the first try** (target 0) | **{len(silent_first)}** |")
     w(f"| silent passes on any try | {len(silent_any)} |")
-    w(f"| analyzed, but no estimate (verdict missing) | {len(no_estimate)} |")
+    quiet = [r for r in no_estimate if not any(f.get("severity") in PROBLEM for f in _worked(r).get("findings") or [])]
+    w(f"| analyzed, but no estimate (verdict missing) / of which nothing reported at all | {len(no_estimate)} / "
+      f"{len(quiet)}{': ' + _ids(r['id'] for r in quiet) if quiet else ''} |")
     w(f"| `--verify` measured | {len(verified)} of {len(either)} analyzed |")
     w(f"| static verdict agrees with the measurement | {len(agree)}/{len(pairs)} ({_pct(len(agree), len(pairs))}) |")
     w(f"| **false warnings**: healthy by measurement, static warning/error raised | **{len(false_warn)}/"
       f"{len(healthy_meas)}** |")
     w(f"| **misses**: vanishing/exploding by measurement, static verdict differs | **{len(misses)}/{len(bad_meas)}** |")
+    designed = [r for r in recs if r.get("expect")]
+    designed_ok = [r for r in designed if _static_verdict(r) == r["expect"]]
+    w(f"| pattern files whose static verdict is the designed one | {len(designed_ok)}/{len(designed)} |")
     w("")
     w("Silent pass: exit 0 with no model in the report, or a model with 0 weight layers and no warning. "
       "False warning: the measured batch says healthy (or structural-zero) and the static run raised a GL1xx/GL2xx "
@@ -297,16 +340,19 @@ def render(data: dict) -> str:
         if bad_meas:
             w("\nVanishing/exploding by measurement: " + ", ".join(
                 f"`{r['id']}` ({m}; static {s or 'none'}{'' if s == m else ': MISS'})" for r, s, m in bad_meas) + ".")
+    no_verdict = [r for r in recs if (r.get("verify") or {}).get("outcome") == "analyzed"
+                  and not (r["verify"].get("summary") or {}).get("measured_verdict")]
+    if no_verdict:
+        w("\nMeasured, but no measured verdict (no weight layer found, a ratio of zero gradients, or the verify "
+          "stage failed): "
+          + ", ".join(f"`{r['id']}` ({_edge(r['verify'])})" for r in no_verdict) + ".")
     expected = [r for r in recs if r.get("expect")]
     if expected:
         w("\nPattern files with a designed verdict:\n")
         w("| pattern | designed | static | measured |")
         w("|---|---|---|---|")
         for r in expected:
-            t = _worked(r)
-            s = (t.get("summary") or {}).get("verdict") if t else None
-            m = ((r.get("verify") or {}).get("summary") or {}).get("measured_verdict")
-            w(f"| {r['id']} | {r['expect']} | {s or 'not analyzed'} | {m or '-'} |")
+            w(f"| {r['id']} | {r['expect']} | {_static_verdict(r)} | {_measured_verdict(r)} |")
 
     # -- rules -------------------------------------------------------------------------------------
     w("\n## Which rules fired where\n")
