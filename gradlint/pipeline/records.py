@@ -98,6 +98,7 @@ class Report:
     models: list[ModelReport] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # one-line notes for stderr (no models found...)
     usage_errors: list[str] = field(default_factory=list)  # bad targets: printed, and exit code 2
+    run: dict[str, Any] | None = None  # under torchrun: {"world_size", "backend", "sharding", "weights"}
 
     @property
     def findings(self) -> list[Finding]:
@@ -106,4 +107,8 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         from ..version import __version__
 
-        return {"gradlint": __version__, "schema": 1, "models": [m.to_json() for m in self.models]}
+        out: dict[str, Any] = {"gradlint": __version__, "schema": 1}
+        if self.run is not None:
+            out["run"] = self.run
+        out["models"] = [m.to_json() for m in self.models]
+        return out

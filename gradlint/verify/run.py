@@ -28,6 +28,12 @@ def measure_model(graph: Any, built: Any, loaded: Any, example: Any, config: Any
     from .passes import has_functional_activations, layer_specs, run_pass
     from .resources import DeviceError, resolve_device
 
+    from .distributed import active
+
+    if active() is not None:
+        from .sharded import measure_sharded
+
+        return measure_sharded(graph, built, loaded, example, config, active(), saturation_threshold)
     try:
         device = resolve_device(config.device)
     except DeviceError as e:

@@ -1,0 +1,2 @@
+def build_sharded(*a, **k):
+    raise NotImplementedError
