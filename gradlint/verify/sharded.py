@@ -69,12 +69,13 @@ def measure_sharded(graph: Any, built: Any, loaded: Any, example: Any, config: A
         # the first word between the ranks: all of them are at the same model with the same batch
         reducer.same_everywhere("the model and batch being verified", (spec, label, batch, len(layers)))
         if weights == "per-shard-init":
+            blocks = main_blocks(built.meta_model)
             model, sites, units, init_notes = build_sharded(built, config, dist_run)
             notes += init_notes
         else:
+            blocks = main_blocks(model)
             model = model.to(device) if device != "cpu" else model
             units = fully_shard_model(model, units_by_policy(model, config.shard_units), device)
-        blocks = main_blocks(model)
         with user_stdout_to_stderr(), _located_at(built.candidate.location):
             m = run_pass(model, args, kwargs, layers, sites=sites, seed=config.seed, loss_fn=loss_fn,
                          loss_name=loss_name, device=device, input_source=inputs.source,
