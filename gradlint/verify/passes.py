@@ -126,12 +126,14 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
              seed: int = 0, loss_fn: Callable | None = None, loss_name: str | None = None, device: str = "cpu",
              input_source: str = "", thresholds: Thresholds = Thresholds(),
              saturation_threshold: float = 5.0, preserve_buffers: bool = False,
-             batch_hint: str = "", functional_activations: bool = True, reducer: Any = None) -> Measurement:
+             batch_hint: str = "", functional_activations: bool = True, reducer: Any = None,
+             forward_model: Any = None) -> Measurement:
     """Measure one pass. Failures raise ``StageError("verify", ...)``.
 
     ``reducer`` (``distributed.Reducer``): this process is one rank of several, ``args`` hold its
     rows of the batch, and every statistic is summed across the ranks before it is read, so each
-    rank returns the same ``Measurement``, that of the whole batch.
+    rank returns the same ``Measurement``, that of the whole batch. ``forward_model``: the module
+    to call when it wraps ``model`` (DDP), whose names the layers use.
     """
     import torch
 
@@ -160,7 +162,7 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
                 try:
                     with torch.enable_grad():
                         with probes.attached(model):
-                            out = model(*args, **kwargs)
+                            out = (forward_model if forward_model is not None else model)(*args, **kwargs)
                         if loss_fn is not None:
                             loss = _call_loss(loss_fn, out, args)
                         else:
@@ -271,7 +273,18 @@ def _collect(model: Any, layers: Sequence[LayerSpec], probes: Probes, zero_param
             m.grad_ratio = r if m.grad_rms is not None else None
     _mark_structural_zeros(out, layers, probes.finish_order, zero_params)
     return Measurement(layers=out, activations=probes.activation_sites(), device="", loss="", input_source="",
-                       loss_value=None)
+                       loss_value=None, call_order={k: v for k, v in probes.finish_order.items() if k in probes.calls})
+
+
+def gradients_now(model: Any, layers: Sequence[LayerSpec], thresholds: Thresholds = Thresholds(),
+                  reducer: Any = None) -> Measurement:
+    """The weight gradients the model holds now (after the caller's own backward), measured as the
+    pass measures them: per-layer norms, ratios, zeros, signs and histograms, no activations or
+    error signals. ``reducer``: summed across ranks."""
+    probes = Probes([spec.module for spec in layers], {}, 5.0)
+    m = _collect(model, layers, probes, [], reducer)
+    summarize(m, thresholds)
+    return m
 
 
 def _reduced_gradients(params: dict, layers: Sequence[LayerSpec], reducer: Any) -> tuple[list, list]:

@@ -35,12 +35,12 @@ def measure_sharded(graph: Any, built: Any, loaded: Any, example: Any, config: A
     from ..load.importer import user_stdout_to_stderr
     from .blocks import main_blocks, units_by_policy
     from .passes import has_functional_activations, layer_specs, run_pass
-    from .run import _inputs, _located_at, _loss_function
+    from .pass_setup import inputs_for, located_at, loss_function
 
     layers = layer_specs(graph)
     if not layers:
         return None
-    loss_fn, loss_name = _loss_function(loaded, config)
+    loss_fn, loss_name = loss_function(loaded, config)
     device = dist_run.device
     spec = built.candidate.target.spec
     notes: list[str] = []
@@ -56,13 +56,13 @@ def measure_sharded(graph: Any, built: Any, loaded: Any, example: Any, config: A
         weights = "init-once"
     with torch.random.fork_rng(devices=_cuda(device)):
         torch.manual_seed(config.seed)  # the same global batch on every rank
-        inputs = _inputs(built, loaded, config, device, example)
+        inputs = inputs_for(built, loaded, config, device, example)
     kwargs = forward_kwargs(model if model is not None else built.meta_model, inputs)
     try:
         args, kwargs, batch = split_batch(inputs.args, kwargs, dist_run.rank, dist_run.world_size)
     except DistributedError as e:
         raise StageError("verify", str(e), built.candidate.location,
-                         f"torchrun --nproc-per-node N with N dividing the batch") from None
+                         "torchrun --nproc-per-node N with N dividing the batch") from None
 
     reducer = Reducer(sharded_scale=float(dist_run.world_size))
     try:
@@ -76,7 +76,7 @@ def measure_sharded(graph: Any, built: Any, loaded: Any, example: Any, config: A
             blocks = main_blocks(model)
             model = model.to(device) if device != "cpu" else model
             units = fully_shard_model(model, units_by_policy(model, config.shard_units), device)
-        with user_stdout_to_stderr(), _located_at(built.candidate.location):
+        with user_stdout_to_stderr(), located_at(built.candidate.location):
             m = run_pass(model, args, kwargs, layers, sites=sites, seed=config.seed, loss_fn=loss_fn,
                          loss_name=loss_name, device=device, input_source=inputs.source,
                          thresholds=config.thresholds, saturation_threshold=saturation_threshold,
