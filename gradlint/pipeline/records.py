@@ -80,6 +80,7 @@ class ModelReport:
     project_files: list[str] = field(default_factory=list)  # user files the model's import used
     cached: bool = False  # served from the cache
     graph: LayerGraph | None = None  # the captured graph; in-process only, never cached
+    depth_check: dict[str, Any] | None = None  # --verify --depth K: the truncated copy's agreement
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +91,7 @@ class ModelReport:
             "layers": [layer.to_json() for layer in self.layers],
             "summary": self.summary.to_json(),
             "findings": [f.to_json() for f in self.findings],
+            **({"depth_check": self.depth_check} if self.depth_check is not None else {}),
         }
 
 
