@@ -57,8 +57,9 @@ def weight_layers(model: Any) -> list[Any]:
     return out
 
 
-def reducer_for(kind: str | None, group: Any = None) -> Any:
-    """A cross-rank ``Reducer`` for a wrapped model (None for a plain one in one process)."""
+def reducer_for(kind: str | None, group: Any = None, as_sums: bool = False) -> Any:
+    """A cross-rank ``Reducer`` for a wrapped model (None for a plain one in one process).
+    ``as_sums``: turn the engine's averaged gradients back into sums over the whole batch."""
     import torch.distributed as dist
 
     if kind is None:
@@ -68,4 +69,5 @@ def reducer_for(kind: str | None, group: Any = None) -> Any:
                                "call torch.distributed.init_process_group(...) first")
     from ..verify.distributed import Reducer
 
-    return Reducer(group, replicated_plain=kind == "ddp")
+    return Reducer(group, replicated_plain=kind == "ddp",
+                   sharded_scale=float(dist.get_world_size(group)) if as_sums else 1.0)

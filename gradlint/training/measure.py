@@ -4,8 +4,9 @@ group, returning the same per-layer ``Measurement`` on every rank.
 
 Each rank passes its own rows of the batch; every statistic is summed across the ranks
 (``verify/distributed.py``). The default loss is the contract's random projection, drawn for the
-whole batch so each rank's share adds up to it; the gradients are the engine's (DDP and FSDP2
-average them over ranks), which leaves every ratio unchanged. The model's training flags,
+whole batch so each rank's share adds up to it; DDP's and FSDP2's averaged gradients are scaled
+back to sums over the whole batch, so a DDP or FSDP2 run with the batch split N ways gives the
+numbers of one process with the whole batch (floating-point order aside). The model's training flags,
 gradients and buffers are put back afterwards, and the caller's random state is untouched.
 """
 
@@ -35,7 +36,7 @@ def measure(model: Any, inputs: Any, loss_fn: Callable[..., Any] | None = None, 
     if not isinstance(model, nn.Module):
         raise TypeError(f"measure() needs an nn.Module, got {type(model).__name__}")
     inner, kind = unwrap(model)
-    reducer = reducer_for(kind, group)
+    reducer = reducer_for(kind, group, as_sums=True)
     example = normalize(inputs, "inputs")
     layers = weight_layers(inner)
     device = _device_of(inner)

@@ -87,7 +87,10 @@ class Watcher:
 
     def attach(self, optimizer: Any) -> "Watcher":
         """Read the gradients just before every ``optimizer.step()``."""
-        self._optimizer_hook = optimizer.register_step_pre_hook(lambda opt, args, kwargs: self.step())
+        def before_step(opt: Any, args: Any, kwargs: Any) -> None:
+            self.step()
+
+        self._optimizer_hook = optimizer.register_step_pre_hook(before_step)
         return self
 
     # -- one step ----------------------------------------------------------------------------------

@@ -183,8 +183,8 @@ class Reducer:
         self.world = dist.get_world_size(group)
         self.backend = str(dist.get_backend(group))
         self.replicated_plain = replicated_plain
-        # FSDP2 averages sharded gradients over the ranks; times world size, they are the sums a
-        # one-process run over the whole batch gets (set when gradlint sharded the model itself)
+        # DDP and FSDP2 average gradients over the ranks; times the world size they are the sums a
+        # one-process run over the whole batch gets
         self.sharded_scale = sharded_scale
         # NCCL reduces tensors on this rank's GPU; gloo on the CPU
         self.device = f"cuda:{__import__('torch').cuda.current_device()}" if self.backend == "nccl" else "cpu"
@@ -200,16 +200,18 @@ class Reducer:
         return True
 
     def prepare_gradients(self, params: Sequence[Any]) -> None:
-        """After the backward: rescale averaged shards to sums (``sharded_scale``), and sum the
-        per-rank gradients of ordinary parameters outside any FSDP unit across ranks, so every rank
-        holds their whole gradient (from then on they are replicated)."""
+        """After the backward: rescale the gradients the engine averaged (shards, and DDP's
+        replicated ones) to sums (``sharded_scale``), and sum the per-rank gradients of ordinary
+        parameters outside any FSDP unit across ranks, so every rank holds their whole gradient
+        (from then on they are replicated)."""
         import torch
         import torch.distributed as dist
 
         with torch.no_grad():
             if self.sharded_scale != 1.0:
                 for p in params:
-                    if p.grad is not None and is_sharded(p.grad):
+                    averaged = is_sharded(p.grad) or (self.replicated_plain and getattr(p.grad, "placements", None) is None)
+                    if p.grad is not None and averaged:
                         local(p.grad).mul_(self.sharded_scale)
             if self.replicated_plain:
                 return
