@@ -148,6 +148,12 @@ class VerifyStage:
     def __call__(self, run: ModelRun) -> None:
         if not run.config.verify:
             return
+        if run.config.depth:
+            from .depth import depth_check, describe
+
+            run.report.depth_check = depth_check(run)
+            run.report.notes.insert(0, describe(run.report.depth_check, run.report.summary.estimated_attenuation))
+            return
         from ..verify.run import measure_model
 
         m = measure_model(run.graph, run.built, run.loaded, run.example, run.config,
