@@ -38,7 +38,7 @@ class LayerEstimate:
     module: str
     type: str
     location: Any
-    grad_rms: float  # predicted RMS of dL/dW (arbitrary common unit)
+    grad_rms: float  # predicted RMS of dL/dW under the contract's loss (absolute)
     grad_ratio: float | None = None
     bound: float | None = None
     naive: float | None = None  # the textbook baseline: product of activation-derivative maxima
@@ -46,6 +46,8 @@ class LayerEstimate:
     unused: bool = False  # no path to a model output
     causes: dict[str, float] = field(default_factory=dict)  # log10 contributions to log10(grad_ratio)
     is_embedding: bool = False
+    act_rms: float | None = None  # predicted RMS of the layer's input activations (its first call)
+    cosine: float | None = None  # predicted cosine similarity of two samples' input activations
 
 
 @dataclass
@@ -78,6 +80,16 @@ class Estimate:
     steps: list[Step] = field(default_factory=list)
     bound_estimated: bool = False  # some factor of the bound is an expected gain, not a bound
     inputs: str = ""  # where the input statistics came from
+    dtype: str = "float32"  # the range the absolute scale was checked against
+    collapse: list = field(default_factory=list)  # scale.Collapse: where a signal leaves that range
+    indistinct: Any = None  # information.Indistinct: where two inputs' activations become alike
+
+    @property
+    def collapsed(self) -> str | None:
+        """'underflow' / 'overflow' when a predicted signal leaves the dtype's range."""
+        from .scale import verdict_of
+
+        return verdict_of(self.collapse)
 
     @property
     def last(self) -> LayerEstimate | None:
@@ -281,8 +293,11 @@ def _split(contrib, log_g, causes, steps) -> tuple[float, dict[str, float]]:
     return math.log10(total), out
 
 
-def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[int, Signal] | None = None) -> Estimate:
+def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[int, Signal] | None = None,
+                   dtype: str = "float32") -> Estimate:
     from .bound import bounds_and_baseline
+    from .information import readout
+    from .scale import collapses
 
     ctx = Context(graph, weights, max(batch, 1), dict(inputs or {}))
     steps, unhandled = forward(ctx)
@@ -301,8 +316,11 @@ def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[i
     assumptions = [f"{_where(graph[i])}: {text}" for i, text in ctx.assumptions]
     assumptions += [f"{name}: values unknown on the meta device; assumed from its module's init"
                     for name in dict.fromkeys(weights.unknown)]
-    return Estimate(layers, att, first, unhandled, assumptions, _flow(graph, bw, layers), bw.edge_gains,
-                    zero_reason, bw.zero_sources, ctx.signals, bw.grads, steps, estimated)
+    est = Estimate(layers, att, first, unhandled, assumptions, _flow(graph, bw, layers), bw.edge_gains,
+                   zero_reason, bw.zero_sources, ctx.signals, bw.grads, steps, estimated, dtype=dtype)
+    est.collapse = collapses(ctx, steps, bw, layers, dtype)
+    est.indistinct = readout(ctx, layers)
+    return est
 
 
 def _layers(ctx: Context, steps: list[Step], bw: Backward) -> list[LayerEstimate]:
@@ -332,8 +350,10 @@ def _layers(ctx: Context, steps: list[Step], bw: Backward) -> list[LayerEstimate
                 if made is not None:
                     zero = made[0]
                     bw.zero_sources.setdefault(zero, made[1])
+        src = next((i for i in node.inputs if graph[i].is_float), None)
+        act = math.sqrt(ctx.signals[src].m) if src is not None and ctx.signals[src].m > 0 else (0.0 if src is not None else None)
         out.append(LayerEstimate(node.id, node.module or node.op, node.module_type or node.kind, node.location, rms,
-                                 zero=zero, unused=not reached, is_embedding=node.kind == g.EMBEDDING))
+                                 zero=zero, unused=not reached, is_embedding=node.kind == g.EMBEDDING, act_rms=act))
     if not out:
         return out
     ref = out[-1]

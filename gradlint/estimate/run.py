@@ -23,7 +23,7 @@ def estimate_model(graph: Any, built: Any, loaded: Any, example: Any, config: An
         weights = WeightSource(built.model, built.materialized, set(built.init_touched or ()),
                                getattr(built, "init_laws", None))
         batch, inputs, source = input_statistics(graph, built, loaded, example, config)
-        est = estimate_graph(graph, weights, batch, inputs)
+        est = estimate_graph(graph, weights, batch, inputs, dtype=model_dtype(built.model, config))
     except StageError:
         raise
     except Exception as e:  # noqa: BLE001 - an estimator bug must not hide the other findings
@@ -31,6 +31,21 @@ def estimate_model(graph: Any, built: Any, loaded: Any, example: Any, config: An
         raise StageError("estimate", f"the estimator failed: {one_line(e)}", None, err.hint) from None
     est.inputs = source
     return est
+
+
+def model_dtype(model: Any, config: Any) -> str:
+    """The dtype whose range the signals must stay in: ``--dtype`` / ``dtype``, else the model's
+    own (its first floating-point parameter's), else float32."""
+    from ..ir import dtypes
+
+    chosen = getattr(config, "dtype", None)
+    if chosen:
+        return dtypes.normalize(chosen)
+    for p in model.parameters():
+        if p.is_floating_point():
+            name = dtypes.normalize(str(p.dtype))
+            return name if name in dtypes.RANGES else "float32"
+    return "float32"
 
 
 # -- example inputs -------------------------------------------------------------------------------

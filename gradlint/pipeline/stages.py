@@ -125,9 +125,11 @@ class EstimateStage:
         for lr in r.layers:
             ly = by_module.get(lr.module)
             if ly is not None:
-                lr.estimate = {"grad_ratio": _json_float(ly.grad_ratio), "bound": _json_float(ly.bound)}
+                lr.estimate = {"grad_ratio": _json_float(ly.grad_ratio), "bound": _json_float(ly.bound),
+                               "act_rms": _json_float(ly.act_rms), "grad_rms": _json_float(ly.grad_rms)}
         r.summary.estimated_attenuation = _json_float(est.attenuation)
-        r.summary.verdict = r.thresholds.verdict(est.attenuation, structural_zero=bool(est.zero_reason))
+        r.summary.verdict = r.thresholds.verdict(est.attenuation, structural_zero=bool(est.zero_reason),
+                                                 collapsed=est.collapsed)
         from ..estimate.propagate import describe_unhandled
 
         for line in describe_unhandled(est.unhandled)[:5]:
@@ -163,7 +165,8 @@ class VerifyStage:
         for i, lr in enumerate(r.layers):
             lm = m.layers[i] if same_order else by_name.get(lr.module)
             if lm is not None:
-                lr.measured = {"grad_ratio": lm.grad_ratio, "grad_norm": lm.grad_norm, "grad_rms": lm.grad_rms}
+                lr.measured = {"grad_ratio": lm.grad_ratio, "grad_norm": lm.grad_norm, "grad_rms": lm.grad_rms,
+                               "act_rms": lm.act_rms}
         r.summary.measured_attenuation = m.attenuation
         r.summary.measured_verdict = m.verdict
         r.notes += [f"verify: {note}" for note in m.notes]

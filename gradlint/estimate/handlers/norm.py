@@ -137,9 +137,12 @@ def layer_norm(node, ins, ctx) -> Step:
     shape = ctx.in_shape(node, 0)
     d = max(_feature_size(node, shape), 1)
     g2, gm, b2, bm, gamma = _affine_params(node, ctx)
-    mean2 = x.mu * x.mu + x.var / d  # energy of the per-token feature mean
+    mu2 = x.mu * x.mu
+    mean2 = mu2 + x.var / d  # energy of the per-token feature mean
     var = max(x.m - mean2, 0.0) + _eps(node)
-    out = _normalized(x, mean2, var, g2, gm, b2, bm, mean2, mean2)
+    # two samples' (or two positions') token means share only what their features share: removing
+    # each token's own mean takes (c - mu^2)/d of the cross-sample part, not var/d (that is noise)
+    out = _normalized(x, mean2, var, g2, gm, b2, bm, mu2 + max(x.c - mu2, 0.0) / d, mu2 + max(x.p - mu2, 0.0) / d)
     gain = g2 / (x.var + _eps(node)) * inverse_variance_factor(d)
     return Step(out, lambda grad: [grad.like(grad.g * gain)] + [Grad(0.0)] * (len(node.inputs) - 1),
                 cause="normalization", lipschitz=[math.sqrt(g2 / var)] + [0.0] * (len(node.inputs) - 1),
