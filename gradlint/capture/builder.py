@@ -132,9 +132,11 @@ class IRBuilder:
             if p.dim() >= 2 and (is_weight_param_name(local.rpartition(".")[2]) or cls.kind == g.ATTENTION):
                 weights.append(canon)
         attrs = dict(cls.attrs)
+        weights = self._reparametrized(module, module_name, cls, params, weights, attrs)
         attrs["float"] = is_float(out_value) or out_value is None
         node_inputs = [r.node for r in inputs if r.node is not None]
         if cls.kind in g.WEIGHT_KINDS:
+            weights = self._trainable(weights, attrs)
             attrs["has_weight"] = bool(weights) and module_name != "" and not _position_table(cls.kind, node_inputs)
             attrs["weights"] = weights
         node = self.graph.add(
@@ -144,6 +146,43 @@ class IRBuilder:
             attrs=attrs, params=params,
         )
         return Ref(node=node.id)
+
+    def _reparametrized(self, module: Any, module_name: str, cls: Classified, params: dict[str, str],
+                        weights: list[str], attrs: dict[str, Any]) -> list[str]:
+        """A weight computed from other parameters (weight norm, spectral norm, parametrizations):
+        the forward multiplies by the effective weight (``params[name]`` names it, ``reparam.py``),
+        and the trainable tensor of its shape stands for it in the layer's weights."""
+        from .reparam import reparametrized
+
+        found = reparametrized(module)
+        if not found:
+            return weights
+        hidden: set[str] = set()
+        added: list[str] = []
+        kinds = {}
+        for name, rp in found.items():
+            direction = params.get(rp.direction)
+            if direction is None:
+                continue
+            hidden.add(direction)
+            if rp.scale and rp.scale in params:
+                hidden.add(params[rp.scale])
+            params[name] = rp.effective(module_name)
+            kinds[name] = rp.kind
+            if is_weight_param_name(name) or cls.kind == g.ATTENTION:
+                added.append(direction)
+        if kinds:
+            attrs["reparametrized"] = kinds
+        return [w for w in weights if w not in hidden] + added
+
+    def _trainable(self, weights: list[str], attrs: dict[str, Any]) -> list[str]:
+        """The weights training updates; a frozen weight (requires_grad=False) is not a weight layer's
+        (design.md, Schema 2), and a layer whose weights are all frozen is marked ``frozen``."""
+        trainable = [w for w in weights if getattr(self.params.get(w), "requires_grad", True)]
+        if weights and not trainable:
+            attrs["frozen"] = True
+            attrs["frozen_weights"] = list(weights)
+        return trainable
 
     def function_call(self, name: str, args: tuple, kwargs: dict, inputs: list[Ref], in_values: list[Any],
                       out_value: Any, location: Location | None, context: str | None = None) -> Ref:
@@ -184,6 +223,7 @@ class IRBuilder:
         if weights and kind in g.WEIGHT_KINDS:
             owner = weights[0].rpartition(".")[0]
         if kind in g.WEIGHT_KINDS:
+            weights = self._trainable(weights, attrs)
             attrs["has_weight"] = bool(weights) and bool(owner)
             attrs["weights"] = weights
         attrs["float"] = is_float(out_value) or out_value is None

@@ -244,6 +244,7 @@ def backward(ctx: Context, steps: list[Step]) -> Backward:
             for st, gr in parts:
                 for name, e in st.weight_grads(gr).items():
                     if name:
+                        name, e = ctx.weights.route(name, e)  # an effective weight's goes to its trainable tensor
                         energies[name] = energies.get(name, 0.0) + (e if math.isfinite(e) else 1e300)
     return Backward(grads, energies, zero, log_g, causes, edge_gains, zero_sources)
 

@@ -128,9 +128,9 @@ class InputsIndistinguishable(Rule):
         if info is None:
             return
         msg = (f"inputs become indistinguishable at {info.layer}: two different inputs' activations there have "
-               f"a predicted cosine similarity of {_cos(info.cosine)}; only {info.forgetting:.1e} of the share that "
-               f"differed between inputs at the model's input is left (limit e^-6 = {math.exp(-6):.1e}, about six "
-               f"correlation depths), and {info.output_forgetting:.1e} at the output")
+               f"a predicted cosine similarity of {_cos(info.cosine)}; only {_share(info.forgetting)} of the share "
+               f"that differed between inputs at the model's input is left (limit e^-6 = {math.exp(-6):.1e}, about "
+               f"six correlation depths), {_share(info.output_forgetting)} at the output")
         cause = _cause_text(info)
         if cause:
             msg += f"; cause: {cause}"
@@ -141,13 +141,31 @@ class InputsIndistinguishable(Rule):
             lm = m.layer(info.layer)
             if lm is not None and lm.cosine is not None:
                 msg += f"; measured cosine similarity between the batch's samples there: {_cos(lm.cosine)}"
-        yield self.finding(msg, info.location)
+        yield self.finding(msg, info.location, _fix(info))
+
+
+def _fix(info: Any) -> str:
+    causes = {k: v for k, v in (info.causes or {}).items() if v < 0}
+    key = min(causes, key=causes.get) if causes else ""
+    if key == "biases":
+        return ("initialize the biases at zero (or small) and the weights for the activation (kaiming_normal_ for "
+                "ReLU, xavier with calculate_gain for tanh), so the weights, not the biases, carry the input")
+    if key.endswith(" saturation"):
+        op = key[: -len(" saturation")]
+        return (f"use a zero-mean activation (tanh, GELU, SiLU) instead of {op} in hidden layers, or put BatchNorm "
+                "before it (it removes the part every input shares), or add residual connections")
+    return ("initialize for the activation (the edge of chaos: sigma_w^2 E[phi'^2] ~ 1) with small biases, use "
+            "BatchNorm, or add residual connections so the input reaches the later layers")
+
+
+def _share(value: float) -> str:
+    return "< 1e-16" if value <= 1e-16 else f"{value:.1e}"
 
 
 def _cos(value: float) -> str:
     """0.99987 -> '0.9999'; enough digits to see how close to 1."""
-    if value >= 1.0:
-        return "1.0"
+    if value >= 1.0 - 1e-12:
+        return "1.0 (to 12 digits)"
     digits = max(2, min(8, int(math.ceil(-math.log10(max(1.0 - value, 1e-12)))) + 1))
     return f"{value:.{digits}f}"
 
