@@ -221,7 +221,7 @@ class IRBuilder:
                 role = "bias"
             params[role if role not in params else f"{role}{i}"] = p
         if weights and kind in g.WEIGHT_KINDS:
-            owner = weights[0].rpartition(".")[0]
+            owner = self._weight_owner(weights[0])
         if kind in g.WEIGHT_KINDS:
             weights = self._trainable(weights, attrs)
             attrs["has_weight"] = bool(weights) and bool(owner)
@@ -240,13 +240,37 @@ class IRBuilder:
                 attrs["scalars"] = tuple(scalars)
         node = self.graph.add(
             kind, op, [r.node for r, _ in node_refs],
-            module=owner, module_type=type(self.modules[owner]).__name__ if owner in self.modules else None,
+            module=owner, module_type=type(self.modules[owner]).__name__ if owner in self.modules else
+            ("Parameter" if owner else None),
             location=location, out_shape=shape_of(out_value),
             in_shapes=[shape_of(v) for _, v in node_refs], attrs=attrs, params=params,
         )
         return Ref(node=node.id)
 
+    def _weight_owner(self, weight: str) -> str:
+        """The layer a functional weight belongs to: its module (``F.conv2d(x, self.weight)`` in a
+        custom module); a parameter of the model itself or of a ParameterList/ParameterDict is a
+        layer of its own, named by the parameter."""
+        import torch.nn as nn
+
+        owner = weight.rpartition(".")[0]
+        if not owner or isinstance(self.modules.get(owner), (nn.ParameterList, nn.ParameterDict)):
+            return weight
+        return owner
+
     def finish(self) -> LayerGraph:
+        """One module is one weight layer with all its weights (the contract's grad RMS is over the
+        module's weight tensors): a custom module multiplying by ``self.wq``, ``self.wk`` and
+        ``self.wv`` in three calls gets the three in every one of its nodes' ``weights``."""
+        union: dict[str, list[str]] = {}
+        for n in self.graph:
+            if n.kind in g.WEIGHT_KINDS and n.module and n.attrs.get("function"):
+                names = union.setdefault(n.module, [])
+                names += [w for w in n.attrs.get("weights", ()) if w not in names]
+        for n in self.graph:
+            names = union.get(n.module or "")
+            if names and n.attrs.get("function") and n.kind in g.WEIGHT_KINDS and n.attrs.get("has_weight"):
+                n.attrs["weights"] = list(names)
         return self.graph
 
 
