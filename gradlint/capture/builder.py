@@ -140,7 +140,7 @@ class IRBuilder:
             attrs["has_weight"] = bool(weights) and module_name != "" and not _position_table(cls.kind, node_inputs)
             attrs["weights"] = weights
         node = self.graph.add(
-            cls.kind, cls.op, node_inputs, module=module_name, module_type=type(module).__name__,
+            cls.kind, cls.op, node_inputs, module=module_name, module_type=display_type(module),
             location=self.site(module_name), out_shape=shape_of(out_value),
             in_shapes=[shape_of(v) for v, r in zip(in_values, inputs) if r.node is not None],
             attrs=attrs, params=params,
@@ -234,13 +234,17 @@ class IRBuilder:
             location = self.site(self.qualname(context) if context else "")
         if kind in (g.ADD, g.MUL, g.OTHER):
             # the numbers in ``x * 0.5``, ``x.pow(2)``, ``x.clamp(min=0)``: the estimator needs them
-            scalars = [(i, float(a)) for i, a in enumerate(args) if isinstance(a, (int, float)) and not isinstance(a, bool)]
-            scalars += [(k, float(v)) for k, v in kwargs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            # (add's ``alpha`` is a coefficient, read by classify_call, not an added constant)
+            coefficient = {2, "alpha"} if kind == g.ADD and "alpha" in attrs else set()
+            scalars = [(i, float(a)) for i, a in enumerate(args)
+                       if isinstance(a, (int, float)) and not isinstance(a, bool) and i not in coefficient]
+            scalars += [(k, float(v)) for k, v in kwargs.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in coefficient]
             if scalars:
                 attrs["scalars"] = tuple(scalars)
         node = self.graph.add(
             kind, op, [r.node for r, _ in node_refs],
-            module=owner, module_type=type(self.modules[owner]).__name__ if owner in self.modules else
+            module=owner, module_type=display_type(self.modules[owner]) if owner in self.modules else
             ("Parameter" if owner else None),
             location=location, out_shape=shape_of(out_value),
             in_shapes=[shape_of(v) for _, v in node_refs], attrs=attrs, params=params,
@@ -272,6 +276,13 @@ class IRBuilder:
             if names and n.attrs.get("function") and n.kind in g.WEIGHT_KINDS and n.attrs.get("has_weight"):
                 n.attrs["weights"] = list(names)
         return self.graph
+
+
+def display_type(module: Any) -> str:
+    """The module's class name; a ``torch.jit.script``-ed module's original one ('Linear', not
+    'RecursiveScriptModule')."""
+    name = getattr(module, "original_name", None) if type(module).__name__ == "RecursiveScriptModule" else None
+    return name if isinstance(name, str) and name else type(module).__name__
 
 
 def _position_table(kind: str, node_inputs: list) -> bool:

@@ -268,6 +268,8 @@ class Probes:
         wanted = set(self.layer_modules)
         try:
             for name, module in model.named_modules():
+                if type(module).__name__ == "RecursiveScriptModule":
+                    continue  # TorchScript modules take no hooks; their layers' gradients are still read
                 if name in wanted:
                     handles.append(module.register_forward_hook(self._layer_hook(name)))
                 elif name in self.order_modules:
