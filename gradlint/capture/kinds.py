@@ -108,9 +108,9 @@ def _module_table() -> list[tuple[type, Callable[[Any], Classified]]]:
         (nn.Upsample, lambda m: Classified(g.RESHAPE, "upsample", _attrs(m, "scale_factor", "mode"))),
         (nn.PixelShuffle, lambda m: Classified(g.RESHAPE, "pixel_shuffle")),
         (nn.PixelUnshuffle, lambda m: Classified(g.RESHAPE, "pixel_unshuffle")),
-        (nn.modules.padding._ConstantPadNd, lambda m: Classified(g.RESHAPE, "pad")),
-        (nn.modules.padding._ReflectionPadNd, lambda m: Classified(g.RESHAPE, "pad")),
-        (nn.modules.padding._ReplicationPadNd, lambda m: Classified(g.RESHAPE, "pad")),
+        (nn.modules.padding._ConstantPadNd, lambda m: Classified(g.RESHAPE, "pad", {"mode": "constant"})),
+        (nn.modules.padding._ReflectionPadNd, lambda m: Classified(g.RESHAPE, "pad", {"mode": "reflect"})),
+        (nn.modules.padding._ReplicationPadNd, lambda m: Classified(g.RESHAPE, "pad", {"mode": "replicate"})),
         (nn.ChannelShuffle, lambda m: Classified(g.RESHAPE, "channel_shuffle")),
     ]
     rms = getattr(nn, "RMSNorm", None)
@@ -333,8 +333,15 @@ _FUNCTIONS: dict[str, tuple[str, str | None, dict]] = {
     "concatenate": _fn(g.CONCAT, "cat", dim=(1, "dim", 0)), "stack": _fn(g.CONCAT, "stack", dim=(1, "dim", 0)),
     "hstack": _fn(g.CONCAT, "cat"), "vstack": _fn(g.CONCAT, "cat"),
     "interpolate": _fn(g.RESHAPE, "upsample"), "upsample_nearest2d": _fn(g.RESHAPE, "upsample"),
-    "upsample_bilinear2d": _fn(g.RESHAPE, "upsample"), "pad": _fn(g.RESHAPE, "pad"),
+    "upsample_bilinear2d": _fn(g.RESHAPE, "upsample"), "pad": _fn(g.RESHAPE, "pad", mode=(2, "mode", "constant")),
     "constant_pad_nd": _fn(g.RESHAPE, "pad"), "pixel_shuffle": _fn(g.RESHAPE),
+    "reflection_pad1d": _fn(g.RESHAPE, "pad", mode=(9, "_", "reflect")),
+    "reflection_pad2d": _fn(g.RESHAPE, "pad", mode=(9, "_", "reflect")),
+    "reflection_pad3d": _fn(g.RESHAPE, "pad", mode=(9, "_", "reflect")),
+    "replication_pad1d": _fn(g.RESHAPE, "pad", mode=(9, "_", "replicate")),
+    "replication_pad2d": _fn(g.RESHAPE, "pad", mode=(9, "_", "replicate")),
+    "replication_pad3d": _fn(g.RESHAPE, "pad", mode=(9, "_", "replicate")),
+    "circular_pad2d": _fn(g.RESHAPE, "pad", mode=(9, "_", "circular")),
 }
 
 # Pure data movement: the gradient passes through unchanged in scale.

@@ -280,6 +280,16 @@ def conv_transpose(node, ins, ctx) -> Step:
     n_eff = (c_in / groups) * math.prod(kernel) * p_in / max(p_out, 1)
     b2, bmean = _bias(b)
     out = _affine(x, n_eff, w.second, w.mean, b2, bmean)
+    phases = max(1.0, p_out / max(p_in, 1))
+    if phases > 1.0:
+        # with stride s the outputs fall into prod(s) phases, each made by its own subset of taps: an
+        # input constant becomes a different constant per phase, i.e. a periodic pattern (a
+        # checkerboard), shared within a phase only. Two positions of one sample share it with
+        # probability 1/phases; two samples at one position always (it moves from c to s).
+        k = n_eff * w.second
+        spread = 1.0 - 1.0 / phases
+        out = Signal(out.m, out.mu, out.c - k * x.c * spread, out.p - k * x.p * spread,
+                     out.s + k * x.c * spread).clean()
     sigma2 = n_eff * w.second
     wname = ctx.param_name(node, "weight")
 
