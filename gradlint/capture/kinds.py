@@ -65,6 +65,7 @@ def _module_table() -> list[tuple[type, Callable[[Any], Classified]]]:
         attrs = _attrs(m, *conv_fields)
         if _WEIGHT_STANDARDIZED.search(type(m).__name__):
             attrs["weight_standardized"] = True
+            attrs.update(_attrs(m, "scale", "eps"))  # timm's ScaledStdConv2d: gamma / sqrt(fan_in)
         return Classified(g.CONV, type(m).__name__.lower(), attrs)
 
     def conv_t(m: Any) -> Classified:
