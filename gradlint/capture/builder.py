@@ -189,6 +189,12 @@ class IRBuilder:
         """``inputs``/``in_values``: the tensor arguments in order, resolved and as values.
         ``context``: the innermost module whose forward made the call (a fallback location when
         the call has no frame in the user's code, as inside a library model)."""
+        if name == "addcmul" and len(inputs) == 3 and kwargs.get("value", 1) == 1 and len(args) <= 3:
+            # input + t1 * t2 (timm's GlobalResponseNorm: bias + weight * (x * nx)): a product and a sum
+            prod = self.function_call("mul", tuple(in_values[1:]), {}, inputs[1:], in_values[1:], out_value,
+                                      location, context)
+            return self.function_call("add", (in_values[0], out_value), {}, [inputs[0], prod],
+                                      [in_values[0], out_value], out_value, location, context)
         cls = classify_call(name, args, kwargs)
         if hasattr(out_value, "values") and hasattr(out_value, "indices") and isinstance(out_value, tuple):
             out_value = out_value.values  # torch.return_types (max/min/sort/topk with a dim): the values carry the gradient
