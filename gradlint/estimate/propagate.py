@@ -196,6 +196,7 @@ def backward(ctx: Context, steps: list[Step]) -> Backward:
             if not contrib:
                 continue
             grad = merge_grads([c[0] for c in contrib])
+            grad = _coherent(contrib, grad)
             grads[node.id] = grad
             if grad.g <= 0.0:
                 # exactly zero (a zero-initialized weight or gate downstream): pass the zero and its
@@ -247,6 +248,28 @@ def backward(ctx: Context, steps: list[Step]) -> Backward:
                         name, e = ctx.weights.route(name, e)  # an effective weight's goes to its trainable tensor
                         energies[name] = energies.get(name, 0.0) + (e if math.isfinite(e) else 1e300)
     return Backward(grads, energies, zero, log_g, causes, edge_gains, zero_sources)
+
+
+def _coherent(contrib: list, grad: Grad) -> Grad:
+    """Add the cross term mean field drops where it is not zero: a residual branch that sends the
+    ones-component of the block's gradient back coherently (``Grad.echo`` = (add, k), dense.py)
+    adds to the skip path's copy of it: (1 + k)^2 instead of 1 + (incoherent) on that component."""
+    if grad.g <= 0 or not any(gr.echo for gr, _, _ in contrib):
+        return grad
+    extra, ones = 0.0, grad.ones
+    for gr, _, _ in contrib:
+        if not gr.echo:
+            continue
+        add, k = gr.echo
+        skip = next((g2 for g2, c, _ in contrib if c == add), None)
+        if skip is None or skip.ones <= 0:
+            continue
+        extra += (2 * k + k * k) * skip.ones
+        ones += (2 * k + k * k) * skip.ones
+    if extra == 0.0:
+        return grad
+    total = max(grad.g + extra, 0.0)
+    return Grad(total, grad.rho, grad.centered, min(max(ones, 0.0), total))
 
 
 def _prefix_backward(step: Step, pre: Any, grad: Grad, head: float, n_in: int) -> tuple[list[Grad], list[float]]:

@@ -65,7 +65,8 @@ def _average(node, ins, ctx, big_k: int, p_in: int, p_out: int, summed: bool = F
 
     def backward(grad: Grad) -> list[Grad]:
         rho = 1.0 if p_out <= 1 else clip01(grad.rho + (1 - grad.rho) * same_window)
-        return [Grad(grad.g * gain, rho, grad.centered)] + [Grad(0.0)] * n_extra
+        # averaging over positions leaves the channels alone: the ones-component keeps its share
+        return [Grad(grad.g * gain, rho, grad.centered, grad.ones * gain)] + [Grad(0.0)] * n_extra
 
     lip = math.sqrt(big_k) if summed else 1.0 / math.sqrt(big_k)
     return Step(out, backward, cause="pooling", lipschitz=[lip * math.sqrt(max(1.0, big_k * p_out / max(p_in, 1)))]
