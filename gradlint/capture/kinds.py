@@ -179,6 +179,9 @@ def classify_module(module: Any) -> Classified | None:
     if has_children:
         return None
 
+    einops = _einops_layer(module)
+    if einops is not None:
+        return einops
     if is_stochastic_depth(module):
         # one leaf, the identity: --verify measures with stochastic depth off, as at inference
         return Classified(g.DROPOUT, "stochastic_depth")
@@ -197,6 +200,22 @@ def classify_module(module: Any) -> Classified | None:
                 if _offset_scale(type(module)):
                     attrs["scale_offset"] = 1.0
             return Classified(cls_.kind, cls_.op, attrs)
+    return None
+
+
+def _einops_layer(module: Any) -> Classified | None:
+    """einops' layers (vit-pytorch's patch embedding: ``Rearrange("b c (h p1) (w p2) -> b (h w) (p1
+    p2 c)")``): one leaf each. fx cannot trace into them (their recipe is looked up by the input's
+    ndim), and a rearrangement is a reshape; ``Reduce`` is a pooling of its reduction."""
+    cls = type(module)
+    if not cls.__module__.startswith("einops"):
+        return None
+    if cls.__name__ == "Rearrange":
+        return Classified(g.RESHAPE, "rearrange", {"pattern": getattr(module, "pattern", None)})
+    if cls.__name__ == "Reduce":
+        reduction = getattr(module, "reduction", "mean")
+        op = {"mean": "mean", "sum": "sum", "max": "max", "min": "max"}.get(reduction if isinstance(reduction, str) else "")
+        return Classified(g.POOL, op, {"pattern": getattr(module, "pattern", None)}) if op else None
     return None
 
 
