@@ -23,6 +23,9 @@ from ..ir.graph import LayerGraph
 from ..ir.source import Location
 from .kinds import SHAPE_ONLY_AFTER_FIRST, Classified, classify_call
 
+# Conversions of integers to floats (a reshape-kind call in kinds.py).
+_CASTS = frozenset({"float", "to", "_to_copy", "type", "type_as", "double", "half", "bfloat16"})
+
 # Parameter names that make a module a "weight layer" (JSON contract).
 _WEIGHT_NAME_PREFIXES = ("weight", "in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
 
@@ -37,10 +40,18 @@ class Ref:
 
     node: int | None = None  # produced by this IR node
     param: str | None = None  # a parameter (or a view of one): its canonical qualified name
+    # a constant computed from an integer model input (``timesteps * ones``): no gradient and no node,
+    # but when it is made float the values are that input's (a diffusion model's time embedding)
+    origin: int | None = None
 
     @property
     def is_const(self) -> bool:
         return self.node is None and self.param is None
+
+    @property
+    def traced(self) -> bool:
+        """Worth recording a call on: a node, a parameter, or integers from an input."""
+        return not self.is_const or self.origin is not None
 
 
 CONST = Ref()
@@ -202,18 +213,29 @@ class IRBuilder:
             inputs, in_values = inputs[:1], in_values[:1]
         node_refs = [(r, v) for r, v in zip(inputs, in_values) if r.node is not None]
         param_refs = [r.param for r in inputs if r.param is not None]
+        origin = next((r.origin for r in inputs if r.origin is not None), None)
+        if origin is None:  # integers straight from an input node
+            origin = next((r.node for r, v in node_refs if not is_float(v) and self.graph[r.node].kind == g.INPUT), None)
         if not node_refs:
             if param_refs and cls.kind in (g.RESHAPE, g.OTHER, g.MUL):
                 return Ref(param=param_refs[0])  # e.g. self.weight.t(), weight * scale
+            if origin is not None and not param_refs:
+                if is_float(out_value) and cls.kind == g.RESHAPE and name in _CASTS:
+                    return self._to_float(origin, out_value, location, context)
+                if not is_float(out_value):
+                    return Ref(origin=origin)  # still the input's integers, as far as their statistics go
             return CONST
         if out_value is not None and not is_float(out_value) and cls.kind != g.RESHAPE:
-            return CONST  # masks, positions, argmax: no gradient flows through them
+            return Ref(origin=origin) if origin is not None else CONST  # masks, positions: no gradient
         if cls.kind == g.RESHAPE and cls.op not in ("pad",):
             floats = [r for r, v in node_refs if is_float(v)]
             if len(floats) == 1:
                 return floats[0]
             if not floats and len(node_refs) == 1:
-                return node_refs[0][0]
+                if not is_float(out_value):
+                    return node_refs[0][0]
+                if origin is not None and name in _CASTS:
+                    return self._to_float(origin, out_value, location, context)
 
         kind, op, attrs = cls.kind, cls.op, dict(cls.attrs)
         params: dict[str, str] = {}
@@ -255,6 +277,14 @@ class IRBuilder:
             location=location, out_shape=shape_of(out_value),
             in_shapes=[shape_of(v) for _, v in node_refs], attrs=attrs, params=params,
         )
+        return Ref(node=node.id)
+
+    def _to_float(self, origin: int, out_value: Any, location: Location | None, context: str | None) -> Ref:
+        """Integers from input ``origin`` made float (``t.float()``): a node whose values have that
+        input's statistics (estimate/handlers/io.py), with no gradient behind it."""
+        node = self.graph.add(g.OTHER, "to_float", [origin], out_shape=shape_of(out_value),
+                              in_shapes=[self.graph[origin].out_shape], attrs={"float": True},
+                              location=location or self.site(self.qualname(context) if context else ""))
         return Ref(node=node.id)
 
     def _weight_owner(self, weight: str) -> str:

@@ -91,7 +91,7 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
                 return out
             tensors = tensors_in((fargs, fkwargs), [])
             in_refs = [ref_of(t) for t in tensors]
-            if all(r.is_const for r in in_refs):
+            if not any(r.traced for r in in_refs):
                 return out
             outs = tensors_in(out, [])
             ref = b.function_call(name, tuple(fargs), fkwargs, in_refs, tensors, outs[0] if outs else None,

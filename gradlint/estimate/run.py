@@ -71,13 +71,15 @@ def input_statistics(graph: Any, built: Any, loaded: Any, example: Any, config: 
     if real:
         pool = list(real)
         for node in graph.inputs:
-            if not node.attrs.get("float", True):
-                continue
-            index = next((i for i, t in enumerate(pool) if tuple(t.shape) == tuple(node.out_shape or ())), None)
+            floating = node.attrs.get("float", True)
+            index = next((i for i, t in enumerate(pool) if tuple(t.shape) == tuple(node.out_shape or ())
+                          and t.is_floating_point() == bool(floating)), None)
             if index is None:
                 continue
             match = pool.pop(index)  # by position: list.remove would compare tensors elementwise
-            stats[node.id] = tensor_signal(match, channels_first=_conv_consumer(graph, node.id))
+            # integer inputs too: a model may turn them into floats (diffusion timesteps)
+            stats[node.id] = tensor_signal(match if floating else match.double(),
+                                           channels_first=_conv_consumer(graph, node.id))
         note = "input statistics from the example inputs"
     for node in graph.inputs:
         if node.attrs.get("float", True) and node.id not in stats:
