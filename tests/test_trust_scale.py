@@ -225,3 +225,22 @@ def test_healthy_examples_are_not_indistinguishable(example):
     model = analyze_path(str(path), select=["GL2"]).models[0]
     assert model.estimate.indistinct is None
     assert not [f for f in model.findings if f.code in ("GL204", "GL205")]
+
+
+def test_assert_gradients_flow_fails_on_a_collapsed_signal():
+    """The pytest helper must not pass a model whose gradients are all exactly 0 in float32 just
+    because no ratio can be formed."""
+    import torch
+    import torch.nn as nn
+
+    from gradlint.testing import GradientFlowError, assert_gradients_flow
+
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(50):
+        lin = nn.Linear(64, 64)
+        nn.init.normal_(lin.weight, std=0.01)
+        nn.init.zeros_(lin.bias)
+        layers += [lin, nn.ReLU()]
+    with pytest.raises(GradientFlowError, match="underflow float32"):
+        assert_gradients_flow(nn.Sequential(*layers), torch.randn(8, 64))
