@@ -261,7 +261,7 @@ def capture_script_call(builder: IRBuilder, module_name: str, module: Any, in_re
 def script_module_call(builder: IRBuilder, module_name: str, module: Any, in_refs: list[Ref], in_values: list[Any],
                        out_value: Any) -> Ref:
     """A call of a scripted module as IR: its graph's ops when the walk can follow them, else one
-    opaque node (the identity to the estimator) marked ``opaque`` with the reason, which GL003
+    opaque node (the identity to the estimator) marked ``opaque`` with the reason, which GL004
     reports by name."""
     from ..ir import graph as g
     from .kinds import Classified

@@ -80,6 +80,7 @@ class Estimate:
     steps: list[Step] = field(default_factory=list)
     bound_estimated: bool = False  # some factor of the bound is an expected gain, not a bound
     inputs: str = ""  # where the input statistics came from
+    unresolved_zeros: list[str] = field(default_factory=list)  # zero weights gradient descent never moves
     dtype: str = "float32"  # the range the absolute scale was checked against
     collapse: list = field(default_factory=list)  # scale.Collapse: where a signal leaves that range
     indistinct: Any = None  # information.Indistinct: where two inputs' activations become alike

@@ -7,6 +7,7 @@ initializations").
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -61,11 +62,21 @@ class WeightSource:
         self.xavier_scope = [n for n, m in self._modules.items() if type(m).__name__ == "Transformer"
                              and type(m).__module__.startswith("torch.nn")]
         self.unknown: list[str] = []  # parameters whose values we could not know (meta, custom)
+        self.overrides: dict[str, TensorStats] = {}  # counterfactual statistics, by parameter name
         # effective weights the forward computes (weight norm, spectral norm): name -> (module, Reparam,
         # canonical name of the trainable tensor of the same shape, of weight norm's g)
         self._effective: dict[str, tuple[Any, Any, str, str | None]] = {}
         self._routes: dict[str, tuple[str, float]] = {}
         self._find_effective()
+
+    def with_overrides(self, overrides: dict[str, TensorStats]) -> "WeightSource":
+        """The same model with some parameters' statistics replaced (what if they had moved?)."""
+        other = copy.copy(self)
+        other.overrides = {**self.overrides, **overrides}
+        other._cache = {}
+        other._routes = {}
+        other.unknown = []
+        return other
 
     def _find_effective(self) -> None:
         from ..capture.reparam import reparametrized
@@ -145,6 +156,8 @@ class WeightSource:
             return self._cache[key]
         if name is None or name not in self._params:
             return None
+        if name in self.overrides:
+            return self.overrides[name]
         key = (name, block, blocks)
         if key not in self._cache:
             self._cache[key] = self._measure(name, block, blocks) if self.materialized else self._formula(name, block, blocks)
@@ -154,7 +167,7 @@ class WeightSource:
         """The parameter itself (materialized models only), for spectral norms."""
         if name in self._effective:
             return self._effective_tensor(name)
-        return self._params.get(name) if self.materialized else None
+        return self._params.get(name) if self.materialized and name not in self.overrides else None
 
     # -- effective (computed) weights ----------------------------------------------------------
     def _effective_tensor(self, name: str) -> Any:
@@ -166,6 +179,8 @@ class WeightSource:
         from ..capture.reparam import WEIGHT_NORM
 
         mod, rp, direction, scale = self._effective[name]
+        if direction in self.overrides or scale in self.overrides:
+            return None  # a counterfactual: the statistics, not the tensors, say what it is
         with torch.no_grad():
             if rp.kind == WEIGHT_NORM and scale is not None:
                 # computed here: the attribute the old-style hook sets is refreshed only by a forward

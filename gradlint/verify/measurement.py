@@ -130,6 +130,7 @@ class Measurement:
     zero_parameters: list[str] = field(default_factory=list)  # all-zero weights at init
     notes: list[str] = field(default_factory=list)
     thresholds: Thresholds = field(default_factory=Thresholds)  # what the verdict used
+    call_order: dict[str, int] = field(default_factory=dict)  # weight layer -> rank of its first finished call
     dtype: str = "float32"  # the dtype the pass computed in (autocast's with --dtype)
     collapse: list[dict[str, Any]] = field(default_factory=list)  # where a measured signal left that range
 

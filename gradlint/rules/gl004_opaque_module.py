@@ -7,7 +7,7 @@ from .finding import Finding
 
 
 class OpaqueModule(Rule):
-    code = "GL003"
+    code = "GL004"
     name = "opaque-module"
     severity = "warning"
     requires = "graph"
