@@ -188,7 +188,7 @@ class IRBuilder:
 
     def _trainable(self, weights: list[str], attrs: dict[str, Any]) -> list[str]:
         """The weights training updates; a frozen weight (requires_grad=False) is not a weight layer's
-        (design.md, Schema 2), and a layer whose weights are all frozen is marked ``frozen``."""
+        (the JSON contract's Schema 2), and a layer whose weights are all frozen is marked ``frozen``."""
         trainable = [w for w in weights if getattr(self.params.get(w), "requires_grad", True)]
         if weights and not trainable:
             attrs["frozen"] = True
