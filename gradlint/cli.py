@@ -61,6 +61,9 @@ def _formats() -> tuple[str, ...]:
 @click.option("--device", default=None, help="Device for --verify: cpu (default), cuda, cuda:N or auto.")
 @click.option("--batch-size", type=int, default=None, help="Batch size of the inferred inputs (default 8).")
 @click.option("--seed", type=int, default=None, help="Random seed for --verify: weights, inputs, dropout, loss (default 0).")
+@click.option("--dtype", default=None, metavar="DTYPE",
+              help="float32, float16 or bfloat16: the range in which signals must not underflow or overflow "
+                   "(GL204; default: the model's parameter dtype); with --verify, measured under autocast.")
 @click.option("--input-shape", default=None, metavar="N,C,H,W", help="Input shape when the file has no example_inputs().")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--show-fixes", is_flag=True, help="Print each finding's fix under it (concise format).")
@@ -83,8 +86,8 @@ def _formats() -> tuple[str, ...]:
               help="Files analysed in parallel, in separate processes (0: one per CPU).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
-          input_shape, exit_zero, show_fixes, show_notes, statistics, config_path, timeout, chart, plot, tensorboard,
-          depth, shard_units, no_cache, jobs, debug) -> None:
+          dtype, input_shape, exit_zero, show_fixes, show_notes, statistics, config_path, timeout, chart, plot,
+          tensorboard, depth, shard_units, no_cache, jobs, debug) -> None:
     """Analyse the models in TARGETS (files, folders, file.py::Name)."""
     from .ir import errors
 
@@ -97,6 +100,7 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
             "ignore": split_codes(ignore) or [], "verify": verify, "device": device, "batch_size": batch_size,
             "seed": seed, "input_shape": shape, "timeout": timeout, "chart": chart, "plot": plot,
             "tensorboard": tensorboard, "depth": depth, "shard_units": split_codes(shard_units),
+            "dtype": _parse_dtype(dtype),
         })
         from .rules import check_rule_options, needs_verify, select_rules
 
@@ -247,6 +251,17 @@ def _load_config(config_path: str | None, targets: tuple[str, ...]):
     if not start.exists():
         start = Path.cwd()
     return load_config(find_pyproject(start))
+
+
+def _parse_dtype(text: str | None) -> str | None:
+    from .ir import dtypes
+
+    if text is None:
+        return None
+    name = dtypes.normalize(text)
+    if name not in dtypes.CHOICES:
+        raise ConfigError(f"--dtype {text}: expected one of {', '.join(dtypes.CHOICES)}")
+    return name
 
 
 def _parse_shape(text: str | None) -> list[int] | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .ir import dtypes as _dtypes
 from .ir.verdict import Thresholds
 
 
@@ -36,6 +37,7 @@ class Config:
     batch_size: int | None = None
     seed: int = 0
     loss: str | None = None  # name of a loss function in the model file, for --verify
+    dtype: str | None = None  # float32 | float16 | bfloat16: the range GL204 checks (None: the model's own)
     depth: int | None = None  # --depth K: verify a copy with K of the repeated blocks
     shard_units: list[str] | None = None  # under torchrun: FSDP2 units (class names / name patterns)
     plot: str | None = None  # --plot FILE.png (verify; matplotlib extra)
@@ -91,6 +93,7 @@ KEYS: dict[str, tuple[str, str, Any]] = {
     "batch-size": ("batch_size", "a positive integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
     "seed": ("seed", "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
     "loss": ("loss", "the name of a function in the model file", lambda v: isinstance(v, str)),
+    "dtype": ("dtype", "'float32', 'float16' or 'bfloat16'", lambda v: isinstance(v, str) and _dtypes.normalize(v) in _dtypes.CHOICES),
     "depth": ("depth", "a positive integer (repeated blocks to keep)",
               lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
     "shard-units": ("shard_units", "a list of module class names or qualified-name patterns", _is_str_list),
@@ -153,6 +156,8 @@ def apply_table(cfg: Config, table: dict[str, Any], where: str) -> None:
             raise ConfigError(f"{where} {key}: expected {expected}, got {type(value).__name__} {value!r}")
         if attr in ("vanishing_threshold", "exploding_threshold", "timeout"):
             value = float(value)
+        if attr == "dtype":
+            value = _dtypes.normalize(value)
         setattr(cfg, attr, value)
     if cfg.vanishing_threshold >= cfg.exploding_threshold:
         raise ConfigError(f"{where}: vanishing-threshold must be below exploding-threshold")

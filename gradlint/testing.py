@@ -58,6 +58,11 @@ def assert_gradients_flow(model: Any, inputs: Any = None, *, vanishing: float = 
     if report.summary.measured_verdict == "structural-zero" and not allow_structural_zero:
         problems.append("the gradient reaching the first layers is exactly zero (structural zero)")
     problems += [f"{f.code} {f.message}" for f in report.findings if f.code in fail_on]
+    m = report.measurement
+    if m is not None and m.collapse:
+        # the signal left the dtype's range: whatever the ratio says, these layers do not learn
+        problems += [f"measured {c['signal']} {c['kind']} {m.dtype} at {c['layer']} "
+                     f"({'exactly 0' if c['value'] == 0 else format(c['value'], '.1e')})" for c in m.collapse]
     if not problems and report.summary.measured_verdict is None and report.status != "failed" \
             and not any(n.startswith("verify: the model has no weight layer") for n in report.notes):
         problems.append("the measured attenuation is undefined (the last weight layer got no gradient)")

@@ -23,10 +23,12 @@ def codes(report) -> list[str]:
     return [f.code for f in report.findings]
 
 
-def estimate_and_measurement(path: Path | str, target: str = "Net", select: list[str] | None = None):
+def estimate_and_measurement(path: Path | str, target: str = "Net", select: list[str] | None = None,
+                             absolute: bool = False):
     """Analyse a model file (class ``target`` and ``example_inputs()``) and measure the same weight
     layers' grad_ratio with the contract's measurement (``gradlint.verify.measure``, double
-    precision, median of 3 seeds). Returns (model report, estimated ratios, measured ratios)."""
+    precision, median of 3 seeds). Returns (model report, estimated ratios, measured ratios);
+    ``absolute``: the layers' absolute grad_rms instead of the ratios."""
     import importlib.util
     import statistics
     import sys
@@ -47,7 +49,18 @@ def estimate_and_measurement(path: Path | str, target: str = "Net", select: list
         torch.manual_seed(seed)
         net = getattr(module, target)().double()
         torch.manual_seed(100 + seed)
-        args = tuple(a.double() if a.is_floating_point() else a for a in module.example_inputs())
-        runs.append(grad_ratios(measure(net, args, {}, layers, seed=seed)))
+        example = module.example_inputs()
+        example = example if isinstance(example, tuple) else (example,)
+        args = tuple(a.double() if a.is_floating_point() else a for a in example)
+        grads = measure(net, args, {}, layers, seed=seed)
+        runs.append([g.grad_rms for g in grads] if absolute else grad_ratios(grads))
     measured = [statistics.median(r[i] for r in runs) for i in range(len(layers))]
-    return model, [ly.estimate["grad_ratio"] for ly in model.layers], measured
+    key = "grad_rms" if absolute else "grad_ratio"
+    return model, [ly.estimate[key] for ly in model.weight_layers], measured
+
+
+def log_errors(estimated, measured) -> list[float]:
+    """|log10(estimate / measurement)| per layer (layers where either is 0 or missing left out)."""
+    import math
+
+    return [abs(math.log10(e / m)) for e, m in zip(estimated, measured) if e and m and e > 0 and m > 0]

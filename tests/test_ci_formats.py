@@ -122,7 +122,7 @@ def test_sarif_of_the_example_is_valid(example_report, monkeypatch):
     log = sarif_log(example_report)
     check_sarif(log)
     results = log["runs"][0]["results"]
-    assert {r["ruleId"] for r in results} == {"GL101", "GL102", "GL103", "GL104", "GL201"}
+    assert {r["ruleId"] for r in results} == {"GL101", "GL102", "GL103", "GL104", "GL201", "GL205"}
     gl101 = next(r for r in results if r["ruleId"] == "GL101")
     assert gl101["level"] == "error"
     loc = gl101["locations"][0]["physicalLocation"]
@@ -187,11 +187,11 @@ def test_statistics_from_the_cli(argv):
     result = CliRunner().invoke(main, [*argv, str(EXAMPLE)])
     assert result.exit_code == 1, result.output
     lines = result.stdout.splitlines()
-    assert "1\tGL101\tdeep-saturating-chain" in lines and len(lines) == 6
+    assert "1\tGL101\tdeep-saturating-chain" in lines and len(lines) == 7
     assert not any(ln.startswith(str(EXAMPLE)) for ln in lines)  # counts instead of the findings
     result = CliRunner().invoke(main, [*argv, "--format", "json", str(EXAMPLE)])
     rows = json.loads(result.stdout)
-    assert {r["code"]: r["count"] for r in rows} == {"GL101": 1, "GL102": 1, "GL103": 1, "GL104": 1, "GL201": 1}
+    assert {r["code"]: r["count"] for r in rows} == {"GL101": 1, "GL102": 1, "GL103": 1, "GL104": 1, "GL201": 1, "GL205": 1}
 
 
 def test_rule_all_json_lists_every_rule_with_its_docs():

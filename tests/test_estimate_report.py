@@ -38,7 +38,7 @@ def test_json_has_the_contract_fields(write):
     formats.render("json", report, out)
     data = json.loads(out.getvalue())
     model = data["models"][0]
-    assert [set(layer["estimate"]) for layer in model["layers"]] == [{"grad_ratio", "bound"}] * 13
+    assert [set(layer["estimate"]) for layer in model["layers"]] == [{"grad_ratio", "bound", "act_rms", "grad_rms"}] * 13
     assert model["layers"][-1]["estimate"]["grad_ratio"] == 1.0
     assert model["summary"]["estimated_attenuation"] == model["layers"][0]["estimate"]["grad_ratio"]
     assert model["summary"]["verdict"] == "vanishing"

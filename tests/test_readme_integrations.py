@@ -100,10 +100,11 @@ def test_github_actions_job_from_the_readme(tmp_path, shell_env):
     assert kind == "error" and props["file"] == "models/deep_sigmoid_mlp.py"
     assert props["line"] == str(sig_line) and props["col"] == str(source[sig_line - 1].index("nn.Sigmoid()") + 1)
     assert "sigmoid" in msg and "\nFix: " in msg
-    assert {t.split()[0] for t in by_title} == {"GL101", "GL102", "GL103", "GL104", "GL201"}
+    assert {t.split()[0] for t in by_title} == {"GL101", "GL102", "GL103", "GL104", "GL201", "GL205"}
     # GL101 and GL201 are errors (annotated ::error), the structural rules warnings.
     assert {t.split()[0]: k for t, (k, _, _) in by_title.items()} == {
-        "GL101": "error", "GL102": "warning", "GL103": "warning", "GL104": "warning", "GL201": "error"}
+        "GL101": "error", "GL102": "warning", "GL103": "warning", "GL104": "warning", "GL201": "error",
+        "GL205": "warning"}
 
     # The SARIF step: succeeds, writes the file the upload step sends.
     cmd, p = next((c, p) for c, p in results if "--format sarif" in c)
@@ -138,7 +139,7 @@ def test_vscode_task_problem_matcher_reads_the_output(shell_env):
         assert (file if file.is_absolute() else ROOT / file).resolve() == example.resolve()
         assert int(m.group(pattern["line"])) >= 1 and int(m.group(pattern["column"])) >= 1
         codes.add(m.group(pattern["code"]))
-    assert codes == {"GL101", "GL102", "GL103", "GL104", "GL201"}
+    assert codes == {"GL101", "GL102", "GL103", "GL104", "GL201", "GL205"}
 
 
 def test_neovim_snippet_starts_the_server_the_lsp_tests_run():

@@ -224,7 +224,7 @@ def test_measured_fields_follow_the_contract_definition():
         assert layer.measured["grad_norm"] == pytest.approx(w.grad.norm().item(), rel=1e-5)
         assert layer.measured["grad_rms"] == pytest.approx(q, rel=1e-5)
         assert layer.measured["grad_ratio"] == pytest.approx(q / rms[-1], rel=1e-5)
-    assert set(r.layers[0].measured) == {"grad_ratio", "grad_norm", "grad_rms"}
+    assert set(r.layers[0].measured) == {"grad_ratio", "grad_norm", "grad_rms", "act_rms"}
 
 
 def test_delta_is_the_gradient_at_the_layer_output():
@@ -291,7 +291,9 @@ def test_model_state_is_restored():
     mean_before = model[1].running_mean.clone()
     weight_ptr = model[0].weight.data_ptr()
     r = gradlint.analyze(model, x(8, 8))
-    assert r.layers[0].measured["grad_norm"] > 0  # measured although frozen
+    # a frozen weight is not a weight layer (schema 2): listed as frozen, not measured
+    assert r.layers[0].frozen and r.layers[0].measured is None
+    assert r.layers[-1].measured["grad_norm"] > 0
     assert not model.training and not model[1].training
     assert not model[0].weight.requires_grad and model[0].weight.grad is None
     assert model[3].weight.grad is marker

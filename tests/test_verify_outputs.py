@@ -69,7 +69,7 @@ def test_cli_verify_json_end_to_end(write, gradlint_cli):
     assert m["status"] == "analyzed" and m["error"] is None
     for layer in m["layers"]:
         assert set(layer) == {"module", "type", "location", "estimate", "measured"}
-        assert set(layer["measured"]) == {"grad_ratio", "grad_norm", "grad_rms"}
+        assert set(layer["measured"]) == {"grad_ratio", "grad_norm", "grad_rms", "act_rms"}
         assert all(isinstance(v, float) for v in layer["measured"].values())
     assert m["layers"][-1]["measured"]["grad_ratio"] == 1.0
     s = m["summary"]

@@ -13,6 +13,7 @@ from typing import Any
 from ..ir.source import user_location
 from .builder import CONST, IRBuilder, Ref, fx_nodes_in, has_tensor
 from .kinds import NON_TENSOR, STOP_GRADIENT, call_name, classify_module
+from .script import is_script_module, script_module_call
 
 
 def _tracer_class():
@@ -22,7 +23,7 @@ def _tracer_class():
         """Leaves = modules we classify; records the user's line of every functional call."""
 
         def is_leaf_module(self, m: Any, module_qualified_name: str) -> bool:
-            return classify_module(m) is not None
+            return classify_module(m) is not None or is_script_module(m)
 
         def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
             proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
@@ -94,6 +95,9 @@ def capture_fx(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
             mod = gm.get_submodule(n.target)
             inputs = fx_nodes_in((n.args, n.kwargs))
             in_refs = [resolve(x) for x in inputs]
+            if is_script_module(mod) and classify_module(mod) is None:
+                refs[n] = script_module_call(b, n.target, mod, in_refs, [values.get(x) for x in inputs], val)
+                continue
             cls = classify_module(mod)
             refs[n] = b.module_call(n.target, mod, cls, in_refs, [values.get(x) for x in inputs], val)
         elif n.op == "call_function" and isinstance(n.target, type) and not has_tensor_type(n.target):

@@ -13,6 +13,7 @@ from typing import Any
 
 from .builder import CONST, IRBuilder, Ref, has_tensor
 from .kinds import NON_TENSOR, STOP_GRADIENT, call_name, classify_module
+from .script import is_script_module, script_module_call
 from .tensors import tensors_in
 
 
@@ -53,7 +54,7 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
             if module is state["leaf"]:
                 state["depth"] += 1
             return
-        if name is None or classify_module(module) is None:
+        if name is None or (classify_module(module) is None and not is_script_module(module)):
             return
         state["leaf"], state["depth"] = module, 1
         state["inputs"] = tensors_in(inputs, [])
@@ -67,13 +68,16 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
         if state["depth"] > 0:
             return
         tensors = state["inputs"]
+        in_refs = [ref_of(t) for t in tensors]
+        outs = tensors_in(output, [])
+        cls = classify_module(module)
+        if cls is None:  # a scripted module: walk its graph (the leaf stays set, so the replayed ops are not recorded twice)
+            ref = script_module_call(b, names[id(module)], module, in_refs, tensors, outs[0] if outs else None)
         state["leaf"], state["inputs"] = None, None
         if stack and stack[-1] == names.get(id(module)):
             stack.pop()
-        in_refs = [ref_of(t) for t in tensors]
-        outs = tensors_in(output, [])
-        ref = b.module_call(names[id(module)], module, classify_module(module), in_refs, tensors,
-                            outs[0] if outs else None)
+        if cls is not None:
+            ref = b.module_call(names[id(module)], module, cls, in_refs, tensors, outs[0] if outs else None)
         bind(output, ref)
 
     class Recorder(TorchFunctionMode):
@@ -87,7 +91,7 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
                 return out
             tensors = tensors_in((fargs, fkwargs), [])
             in_refs = [ref_of(t) for t in tensors]
-            if all(r.is_const for r in in_refs):
+            if not any(r.traced for r in in_refs):
                 return out
             outs = tensors_in(out, [])
             ref = b.function_call(name, tuple(fargs), fkwargs, in_refs, tensors, outs[0] if outs else None,

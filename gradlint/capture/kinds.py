@@ -65,6 +65,7 @@ def _module_table() -> list[tuple[type, Callable[[Any], Classified]]]:
         attrs = _attrs(m, *conv_fields)
         if _WEIGHT_STANDARDIZED.search(type(m).__name__):
             attrs["weight_standardized"] = True
+            attrs.update(_attrs(m, "scale", "eps"))  # timm's ScaledStdConv2d: gamma / sqrt(fan_in)
         return Classified(g.CONV, _base_name(m).lower(), _weight_normalization(m, attrs))
 
     def conv_t(m: Any) -> Classified:
@@ -110,9 +111,9 @@ def _module_table() -> list[tuple[type, Callable[[Any], Classified]]]:
         (nn.Upsample, lambda m: Classified(g.RESHAPE, "upsample", _attrs(m, "scale_factor", "mode"))),
         (nn.PixelShuffle, lambda m: Classified(g.RESHAPE, "pixel_shuffle")),
         (nn.PixelUnshuffle, lambda m: Classified(g.RESHAPE, "pixel_unshuffle")),
-        (nn.modules.padding._ConstantPadNd, lambda m: Classified(g.RESHAPE, "pad")),
-        (nn.modules.padding._ReflectionPadNd, lambda m: Classified(g.RESHAPE, "pad")),
-        (nn.modules.padding._ReplicationPadNd, lambda m: Classified(g.RESHAPE, "pad")),
+        (nn.modules.padding._ConstantPadNd, lambda m: Classified(g.RESHAPE, "pad", {"mode": "constant"})),
+        (nn.modules.padding._ReflectionPadNd, lambda m: Classified(g.RESHAPE, "pad", {"mode": "reflect"})),
+        (nn.modules.padding._ReplicationPadNd, lambda m: Classified(g.RESHAPE, "pad", {"mode": "replicate"})),
         (nn.ChannelShuffle, lambda m: Classified(g.RESHAPE, "channel_shuffle")),
     ]
     rms = getattr(nn, "RMSNorm", None)
@@ -202,6 +203,9 @@ def classify_module(module: Any) -> Classified | None:
     if has_children:
         return None
 
+    einops = _einops_layer(module)
+    if einops is not None:
+        return einops
     if is_stochastic_depth(module):
         # one leaf, the identity: --verify measures with stochastic depth off, as at inference
         return Classified(g.DROPOUT, "stochastic_depth")
@@ -220,6 +224,22 @@ def classify_module(module: Any) -> Classified | None:
                 if _offset_scale(type(module)):
                     attrs["scale_offset"] = 1.0
             return Classified(cls_.kind, cls_.op, attrs)
+    return None
+
+
+def _einops_layer(module: Any) -> Classified | None:
+    """einops' layers (vit-pytorch's patch embedding: ``Rearrange("b c (h p1) (w p2) -> b (h w) (p1
+    p2 c)")``): one leaf each. fx cannot trace into them (their recipe is looked up by the input's
+    ndim), and a rearrangement is a reshape; ``Reduce`` is a pooling of its reduction."""
+    cls = type(module)
+    if not cls.__module__.startswith("einops"):
+        return None
+    if cls.__name__ == "Rearrange":
+        return Classified(g.RESHAPE, "rearrange", {"pattern": getattr(module, "pattern", None)})
+    if cls.__name__ == "Reduce":
+        reduction = getattr(module, "reduction", "mean")
+        op = {"mean": "mean", "sum": "sum", "max": "max", "min": "max"}.get(reduction if isinstance(reduction, str) else "")
+        return Classified(g.POOL, op, {"pattern": getattr(module, "pattern", None)}) if op else None
     return None
 
 
@@ -357,8 +377,15 @@ _FUNCTIONS: dict[str, tuple[str, str | None, dict]] = {
     "concatenate": _fn(g.CONCAT, "cat", dim=(1, "dim", 0)), "stack": _fn(g.CONCAT, "stack", dim=(1, "dim", 0)),
     "hstack": _fn(g.CONCAT, "cat"), "vstack": _fn(g.CONCAT, "cat"),
     "interpolate": _fn(g.RESHAPE, "upsample"), "upsample_nearest2d": _fn(g.RESHAPE, "upsample"),
-    "upsample_bilinear2d": _fn(g.RESHAPE, "upsample"), "pad": _fn(g.RESHAPE, "pad"),
+    "upsample_bilinear2d": _fn(g.RESHAPE, "upsample"), "pad": _fn(g.RESHAPE, "pad", mode=(2, "mode", "constant")),
     "constant_pad_nd": _fn(g.RESHAPE, "pad"), "pixel_shuffle": _fn(g.RESHAPE),
+    "reflection_pad1d": _fn(g.RESHAPE, "pad", mode=(9, "_", "reflect")),
+    "reflection_pad2d": _fn(g.RESHAPE, "pad", mode=(9, "_", "reflect")),
+    "reflection_pad3d": _fn(g.RESHAPE, "pad", mode=(9, "_", "reflect")),
+    "replication_pad1d": _fn(g.RESHAPE, "pad", mode=(9, "_", "replicate")),
+    "replication_pad2d": _fn(g.RESHAPE, "pad", mode=(9, "_", "replicate")),
+    "replication_pad3d": _fn(g.RESHAPE, "pad", mode=(9, "_", "replicate")),
+    "circular_pad2d": _fn(g.RESHAPE, "pad", mode=(9, "_", "circular")),
 }
 
 # Pure data movement: the gradient passes through unchanged in scale.

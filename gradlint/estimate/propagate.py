@@ -38,7 +38,7 @@ class LayerEstimate:
     module: str
     type: str
     location: Any
-    grad_rms: float  # predicted RMS of dL/dW (arbitrary common unit)
+    grad_rms: float  # predicted RMS of dL/dW under the contract's loss (absolute)
     grad_ratio: float | None = None
     bound: float | None = None
     naive: float | None = None  # the textbook baseline: product of activation-derivative maxima
@@ -46,6 +46,8 @@ class LayerEstimate:
     unused: bool = False  # no path to a model output
     causes: dict[str, float] = field(default_factory=dict)  # log10 contributions to log10(grad_ratio)
     is_embedding: bool = False
+    act_rms: float | None = None  # predicted RMS of the layer's input activations (its first call)
+    cosine: float | None = None  # predicted cosine similarity of two samples' input activations
 
 
 @dataclass
@@ -79,6 +81,16 @@ class Estimate:
     bound_estimated: bool = False  # some factor of the bound is an expected gain, not a bound
     inputs: str = ""  # where the input statistics came from
     unresolved_zeros: list[str] = field(default_factory=list)  # zero weights gradient descent never moves
+    dtype: str = "float32"  # the range the absolute scale was checked against
+    collapse: list = field(default_factory=list)  # scale.Collapse: where a signal leaves that range
+    indistinct: Any = None  # information.Indistinct: where two inputs' activations become alike
+
+    @property
+    def collapsed(self) -> str | None:
+        """'underflow' / 'overflow' when a predicted signal leaves the dtype's range."""
+        from .scale import verdict_of
+
+        return verdict_of(self.collapse)
 
     @property
     def last(self) -> LayerEstimate | None:
@@ -185,6 +197,7 @@ def backward(ctx: Context, steps: list[Step]) -> Backward:
             if not contrib:
                 continue
             grad = merge_grads([c[0] for c in contrib])
+            grad = _coherent(contrib, grad)
             grads[node.id] = grad
             if grad.g <= 0.0:
                 # exactly zero (a zero-initialized weight or gate downstream): pass the zero and its
@@ -233,8 +246,31 @@ def backward(ctx: Context, steps: list[Step]) -> Backward:
             for st, gr in parts:
                 for name, e in st.weight_grads(gr).items():
                     if name:
+                        name, e = ctx.weights.route(name, e)  # an effective weight's goes to its trainable tensor
                         energies[name] = energies.get(name, 0.0) + (e if math.isfinite(e) else 1e300)
     return Backward(grads, energies, zero, log_g, causes, edge_gains, zero_sources)
+
+
+def _coherent(contrib: list, grad: Grad) -> Grad:
+    """Add the cross term mean field drops where it is not zero: a residual branch that sends the
+    ones-component of the block's gradient back coherently (``Grad.echo`` = (add, k), dense.py)
+    adds to the skip path's copy of it: (1 + k)^2 instead of 1 + (incoherent) on that component."""
+    if grad.g <= 0 or not any(gr.echo for gr, _, _ in contrib):
+        return grad
+    extra, ones = 0.0, grad.ones
+    for gr, _, _ in contrib:
+        if not gr.echo:
+            continue
+        add, k = gr.echo
+        skip = next((g2 for g2, c, _ in contrib if c == add), None)
+        if skip is None or skip.ones <= 0:
+            continue
+        extra += (2 * k + k * k) * skip.ones
+        ones += (2 * k + k * k) * skip.ones
+    if extra == 0.0:
+        return grad
+    total = max(grad.g + extra, 0.0)
+    return Grad(total, grad.rho, grad.centered, min(max(ones, 0.0), total))
 
 
 def _prefix_backward(step: Step, pre: Any, grad: Grad, head: float, n_in: int) -> tuple[list[Grad], list[float]]:
@@ -282,8 +318,11 @@ def _split(contrib, log_g, causes, steps) -> tuple[float, dict[str, float]]:
     return math.log10(total), out
 
 
-def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[int, Signal] | None = None) -> Estimate:
+def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[int, Signal] | None = None,
+                   dtype: str = "float32") -> Estimate:
     from .bound import bounds_and_baseline
+    from .information import readout
+    from .scale import collapses
 
     ctx = Context(graph, weights, max(batch, 1), dict(inputs or {}))
     steps, unhandled = forward(ctx)
@@ -302,8 +341,11 @@ def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[i
     assumptions = [f"{_where(graph[i])}: {text}" for i, text in ctx.assumptions]
     assumptions += [f"{name}: values unknown on the meta device; assumed from its module's init"
                     for name in dict.fromkeys(weights.unknown)]
-    return Estimate(layers, att, first, unhandled, assumptions, _flow(graph, bw, layers), bw.edge_gains,
-                    zero_reason, bw.zero_sources, ctx.signals, bw.grads, steps, estimated)
+    est = Estimate(layers, att, first, unhandled, assumptions, _flow(graph, bw, layers), bw.edge_gains,
+                   zero_reason, bw.zero_sources, ctx.signals, bw.grads, steps, estimated, dtype=dtype)
+    est.collapse = collapses(ctx, steps, bw, layers, dtype)
+    est.indistinct = readout(ctx, layers)
+    return est
 
 
 def _layers(ctx: Context, steps: list[Step], bw: Backward) -> list[LayerEstimate]:
@@ -333,8 +375,10 @@ def _layers(ctx: Context, steps: list[Step], bw: Backward) -> list[LayerEstimate
                 if made is not None:
                     zero = made[0]
                     bw.zero_sources.setdefault(zero, made[1])
+        src = next((i for i in node.inputs if graph[i].is_float), None)
+        act = math.sqrt(ctx.signals[src].m) if src is not None and ctx.signals[src].m > 0 else (0.0 if src is not None else None)
         out.append(LayerEstimate(node.id, node.module or node.op, node.module_type or node.kind, node.location, rms,
-                                 zero=zero, unused=not reached, is_embedding=node.kind == g.EMBEDDING))
+                                 zero=zero, unused=not reached, is_embedding=node.kind == g.EMBEDDING, act_rms=act))
     if not out:
         return out
     ref = out[-1]

@@ -23,7 +23,7 @@ def estimate_model(graph: Any, built: Any, loaded: Any, example: Any, config: An
         weights = WeightSource(built.model, built.materialized, set(built.init_touched or ()),
                                getattr(built, "init_laws", None))
         batch, inputs, source = input_statistics(graph, built, loaded, example, config)
-        est = estimate_graph(graph, weights, batch, inputs)
+        est = estimate_graph(graph, weights, batch, inputs, dtype=model_dtype(built.model, config))
         if est.zero_sources:
             from .zero_init import unresolved_zero_weights
 
@@ -35,6 +35,21 @@ def estimate_model(graph: Any, built: Any, loaded: Any, example: Any, config: An
         raise StageError("estimate", f"the estimator failed: {one_line(e)}", None, err.hint) from None
     est.inputs = source
     return est
+
+
+def model_dtype(model: Any, config: Any) -> str:
+    """The dtype whose range the signals must stay in: ``--dtype`` / ``dtype``, else the model's
+    own (its first floating-point parameter's), else float32."""
+    from ..ir import dtypes
+
+    chosen = getattr(config, "dtype", None)
+    if chosen:
+        return dtypes.normalize(chosen)
+    for p in model.parameters():
+        if p.is_floating_point():
+            name = dtypes.normalize(str(p.dtype))
+            return name if name in dtypes.RANGES else "float32"
+    return "float32"
 
 
 # -- example inputs -------------------------------------------------------------------------------
@@ -60,13 +75,15 @@ def input_statistics(graph: Any, built: Any, loaded: Any, example: Any, config: 
     if real:
         pool = list(real)
         for node in graph.inputs:
-            if not node.attrs.get("float", True):
-                continue
-            index = next((i for i, t in enumerate(pool) if tuple(t.shape) == tuple(node.out_shape or ())), None)
+            floating = node.attrs.get("float", True)
+            index = next((i for i, t in enumerate(pool) if tuple(t.shape) == tuple(node.out_shape or ())
+                          and t.is_floating_point() == bool(floating)), None)
             if index is None:
                 continue
             match = pool.pop(index)  # by position: list.remove would compare tensors elementwise
-            stats[node.id] = tensor_signal(match, channels_first=_conv_consumer(graph, node.id))
+            # integer inputs too: a model may turn them into floats (diffusion timesteps)
+            stats[node.id] = tensor_signal(match if floating else match.double(),
+                                           channels_first=_conv_consumer(graph, node.id))
         note = "input statistics from the example inputs"
     for node in graph.inputs:
         if node.attrs.get("float", True) and node.id not in stats:

@@ -83,20 +83,29 @@ class Grad:
     g: float
     rho: float = 0.0
     centered: float = 0.0
+    # energy of the component along the all-ones direction over channels (the same value in every
+    # channel of a sample): what a residual stream of positive-mean activations amplifies
+    ones: float = 0.0
+    # (add node, k): this gradient's ones-component is k times the one of the gradient at that add's
+    # output, coherently (a residual branch phi(W x) whose mask follows W's row sums: dense.py)
+    echo: tuple[int, float] | None = None
 
     def scaled(self, k: float) -> "Grad":
-        return Grad(self.g * k, self.rho, self.centered)
+        return Grad(self.g * k, self.rho, self.centered, self.ones * k)
 
     def like(self, g: float, rho: float | None = None) -> "Grad":
         """Another gradient with this one's structure (a linear map applied per position)."""
-        return Grad(g, self.rho if rho is None else rho, self.centered)
+        ones = self.ones * g / self.g if self.g > 0 else 0.0
+        return Grad(g, self.rho if rho is None else rho, self.centered, ones)
 
 
 def merge_grads(grads: list[Grad]) -> Grad | None:
-    """Gradients from several consumers add; their cross terms vanish (independent weights)."""
+    """Gradients from several consumers add; their cross terms vanish (independent weights), except
+    the coherent ones-components ``propagate.backward`` adds beforehand."""
     total = sum(x.g for x in grads)
     if not grads:
         return None
     if total <= 0:
         return Grad(0.0, 0.0)
-    return Grad(total, sum(x.g * x.rho for x in grads) / total, sum(x.g * x.centered for x in grads) / total)
+    return Grad(total, sum(x.g * x.rho for x in grads) / total, sum(x.g * x.centered for x in grads) / total,
+                min(sum(x.ones for x in grads), total))

@@ -63,14 +63,81 @@ class WeightSource:
                              and type(m).__module__.startswith("torch.nn")]
         self.unknown: list[str] = []  # parameters whose values we could not know (meta, custom)
         self.overrides: dict[str, TensorStats] = {}  # counterfactual statistics, by parameter name
+        # effective weights the forward computes (weight norm, spectral norm): name -> (module, Reparam,
+        # canonical name of the trainable tensor of the same shape, of weight norm's g)
+        self._effective: dict[str, tuple[Any, Any, str, str | None]] = {}
+        self._routes: dict[str, tuple[str, float]] = {}
+        self._find_effective()
 
     def with_overrides(self, overrides: dict[str, TensorStats]) -> "WeightSource":
         """The same model with some parameters' statistics replaced (what if they had moved?)."""
         other = copy.copy(self)
         other.overrides = {**self.overrides, **overrides}
         other._cache = {}
+        other._routes = {}
         other.unknown = []
         return other
+
+    def _find_effective(self) -> None:
+        from ..capture.reparam import reparametrized
+
+        by_id = {id(p): name for name, p in self._params.items()}
+        for mod_name, mod in self._modules.items():
+            for name, rp in reparametrized(mod).items():
+                direction = _local_param(mod, rp.direction)
+                if direction is None or id(direction) not in by_id:
+                    continue
+                scale = _local_param(mod, rp.scale) if rp.scale else None
+                self._effective[rp.effective(mod_name)] = (mod, rp, by_id[id(direction)],
+                                                           by_id.get(id(scale)) if scale is not None else None)
+
+    def route(self, name: str, energy: float) -> tuple[str, float]:
+        """A weight-gradient energy booked to the parameter training updates: an effective weight's
+        goes to its trainable tensor. Weight norm w = g v/||v|| gives dL/dv = (g/||v||) (I - v v^T/||v||^2)
+        dL/dw per row, energy (g/||v||)^2 (1 - 1/fan_in); spectral norm w = v/sigma gives ~1/sigma^2."""
+        if name not in self._effective:
+            return name, energy
+        if name not in self._routes:
+            mod, rp, direction, scale = self._effective[name]
+            self._routes[name] = (direction, self._route_factor(rp, direction, scale))
+        target, factor = self._routes[name]
+        return target, energy * factor
+
+    def _route_factor(self, rp: Any, direction: str, scale: str | None) -> float:
+        from ..capture.reparam import SPECTRAL_NORM, WEIGHT_NORM
+
+        shape = self.shape(direction)
+        if rp.kind == WEIGHT_NORM:
+            fan = max(math.prod(shape) // max(shape[rp.dim] if len(shape) > rp.dim else 1, 1), 1)
+            ratio = 1.0
+            if self.materialized and scale is not None:
+                import torch
+
+                with torch.no_grad():
+                    v = self._params[direction].detach().double()
+                    g = self._params[scale].detach().double().reshape(-1)
+                    dims = [d for d in range(v.dim()) if d != rp.dim]
+                    norms = v.pow(2).sum(dim=dims).sqrt().reshape(-1) if dims else v.abs().reshape(-1)
+                    if norms.numel() == g.numel() and bool((norms > 0).all()):
+                        ratio = float((g / norms).pow(2).mean())
+            return ratio * (1.0 - 1.0 / fan)
+        if rp.kind == SPECTRAL_NORM:
+            sigma = self._sigma(direction, shape)
+            return 1.0 / (sigma * sigma) if sigma > 0 else 1.0
+        return 1.0
+
+    def _sigma(self, direction: str, shape: tuple[int, ...]) -> float:
+        """The largest singular value of the (rows, rest) matrix: power iteration on real weights,
+        the random-matrix estimate on meta."""
+        from .bound import expected_spectral_norm, spectral_norm
+
+        rows = shape[0] if shape else 1
+        cols = max(math.prod(shape) // max(rows, 1), 1)
+        t = self.tensor(direction)
+        if t is not None:
+            return spectral_norm(t.reshape(rows, cols), rows)
+        st = self.stats(direction)
+        return expected_spectral_norm(st.second, rows, cols, 1, st.mean) if st is not None else 1.0
 
     def numel(self, name: str) -> int:
         p = self._params.get(name)
@@ -82,6 +149,11 @@ class WeightSource:
 
     def stats(self, name: str | None, block: int = 0, blocks: int = 1) -> TensorStats | None:
         """Stats of a parameter, or of row-block ``block`` of ``blocks`` (an LSTM's gates)."""
+        if name is not None and name in self._effective:
+            key = (name, block, blocks)
+            if key not in self._cache:
+                self._cache[key] = self._effective_stats(name, block, blocks)
+            return self._cache[key]
         if name is None or name not in self._params:
             return None
         if name in self.overrides:
@@ -93,7 +165,56 @@ class WeightSource:
 
     def tensor(self, name: str) -> Any:
         """The parameter itself (materialized models only), for spectral norms."""
+        if name in self._effective:
+            return self._effective_tensor(name)
         return self._params.get(name) if self.materialized and name not in self.overrides else None
+
+    # -- effective (computed) weights ----------------------------------------------------------
+    def _effective_tensor(self, name: str) -> Any:
+        """The weight the forward multiplies by, computed from its parameters (materialized only)."""
+        if not self.materialized:
+            return None
+        import torch
+
+        from ..capture.reparam import WEIGHT_NORM
+
+        mod, rp, direction, scale = self._effective[name]
+        if direction in self.overrides or scale in self.overrides:
+            return None  # a counterfactual: the statistics, not the tensors, say what it is
+        with torch.no_grad():
+            if rp.kind == WEIGHT_NORM and scale is not None:
+                # computed here: the attribute the old-style hook sets is refreshed only by a forward
+                return torch._weight_norm(self._params[direction].detach(), self._params[scale].detach(), rp.dim)
+            try:
+                value = getattr(mod, rp.name)
+            except Exception:  # noqa: BLE001 - a parametrization that cannot run outside forward
+                return None
+            return value.detach() if getattr(value, "is_meta", True) is False else None
+
+    def _effective_stats(self, name: str, block: int, blocks: int) -> TensorStats | None:
+        from ..capture.reparam import SPECTRAL_NORM, WEIGHT_NORM
+
+        mod, rp, direction, scale = self._effective[name]
+        t = self._effective_tensor(name)
+        if t is not None:
+            if blocks > 1 and t.dim() >= 1 and t.shape[0] % blocks == 0:
+                t = t.reshape(blocks, -1, *t.shape[1:])[block]
+            t = t.double()
+            second = float(t.pow(2).mean()) if t.numel() else 0.0
+            mean = float(t.mean()) if t.numel() else 0.0
+            return TensorStats(tuple(t.shape), second, mean, second == 0.0, True, f"weights ({rp.kind})")
+        base = self.stats(direction, block, blocks)
+        if base is None:
+            return None
+        if rp.kind == WEIGHT_NORM:  # at init g = ||v|| per row: the weight is v itself
+            return TensorStats(base.shape, base.second, base.mean, base.zero, False, f"{base.source} ({rp.kind}: w = v)")
+        if rp.kind == SPECTRAL_NORM:
+            sigma = self._sigma(direction, self.shape(direction))
+            k = 1.0 / (sigma * sigma) if sigma > 0 else 1.0
+            return TensorStats(base.shape, base.second * k, base.mean * math.sqrt(k), base.zero, False,
+                               f"{base.source} / sigma_max^2 (spectral norm)")
+        self.unknown.append(name)
+        return TensorStats(base.shape, base.second, base.mean, base.zero, False, f"{base.source} (parametrization assumed the identity)")
 
     # -- measured --------------------------------------------------------------------------
     def _measure(self, name: str, block: int, blocks: int) -> TensorStats:
@@ -173,6 +294,18 @@ class WeightSource:
             return out(0.0, how="zeros (normalization shift)")
         self.unknown.append(name)
         return None
+
+
+def _local_param(module: Any, local: str | None) -> Any:
+    """``module``'s parameter at a dotted local name (``parametrizations.weight.original1``)."""
+    if not local:
+        return None
+    obj = module
+    for part in local.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
 
 
 def _hf_initializer_range(model: Any) -> float | None:

@@ -108,6 +108,18 @@ class LayerGraph:
                 out[i].append(n.id)
         return out
 
+    def frozen_layers(self) -> list[Node]:
+        """Layers whose weights are all frozen (``requires_grad=False``): not weight layers (training
+        never computes their gradient), listed once each, at their first call."""
+        seen: set[str] = set()
+        out = []
+        for n in self.nodes:
+            key = n.module or f"#{n.id}"
+            if n.kind in WEIGHT_KINDS and n.attrs.get("frozen") and key not in seen:
+                seen.add(key)
+                out.append(n)
+        return out
+
     def weight_layers(self) -> list[Node]:
         """The first call of each weight-owning module, in forward execution order.
 

@@ -18,8 +18,15 @@ class Thresholds:
     vanishing: float = 1e-3
     exploding: float = 1e4
 
-    def verdict(self, attenuation: float | None, structural_zero: bool = False) -> str | None:
-        """``structural_zero``: a zero-initialized weight downstream explains a zero attenuation."""
+    def verdict(self, attenuation: float | None, structural_zero: bool = False,
+                collapsed: str | None = None) -> str | None:
+        """``structural_zero``: a zero-initialized weight downstream explains a zero attenuation.
+        ``collapsed``: "underflow" / "overflow" when the signal leaves the dtype's range, which
+        decides whatever the ratio says (the ratio of two zeros says nothing)."""
+        if collapsed == "underflow":
+            return VANISHING
+        if collapsed == "overflow":
+            return EXPLODING
         if structural_zero and (attenuation is None or attenuation == 0.0):
             return STRUCTURAL_ZERO
         if attenuation is None or math.isnan(attenuation):

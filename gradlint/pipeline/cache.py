@@ -22,7 +22,7 @@ from ..config import Config
 from ..load.targets import Target
 from ..version import __version__
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: reports carry frozen layers, act_rms/grad_rms, the collapse and information-flow readouts
 # Config fields that do not change results (or are part of the key some other way).
 _NOT_IN_KEY = {"root", "source", "cache", "cache_dir", "timeout", "models", "exclude", "chart", "plot", "tensorboard"}
 

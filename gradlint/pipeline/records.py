@@ -24,8 +24,9 @@ class LayerReport:
     module: str
     type: str
     location: Location | None
-    estimate: dict[str, Any] | None = None  # {"grad_ratio": float, "bound": float}
+    estimate: dict[str, Any] | None = None  # {"grad_ratio", "bound", "act_rms", "grad_rms"}
     measured: dict[str, Any] | None = None  # only with --verify
+    frozen: bool = False  # every weight has requires_grad=False: listed, not a weight layer, no numbers
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -34,6 +35,8 @@ class LayerReport:
             "location": self.location.to_json() if self.location else None,
             "estimate": self.estimate,
         }
+        if self.frozen:
+            out["frozen"] = True
         if self.measured is not None:
             out["measured"] = self.measured
         return out
@@ -81,6 +84,11 @@ class ModelReport:
     cached: bool = False  # served from the cache
     graph: LayerGraph | None = None  # the captured graph; in-process only, never cached
     depth_check: dict[str, Any] | None = None  # --verify --depth K: the truncated copy's agreement
+
+    @property
+    def weight_layers(self) -> list[LayerReport]:
+        """The layers with numbers (frozen ones, listed in ``layers`` for the contract, left out)."""
+        return [layer for layer in self.layers if not layer.frozen]
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -205,11 +205,14 @@ def _order_key(r: ModelReport, loaded: Any) -> int:
 def _drop_components(built: list) -> list:
     """A discovered class used inside another discovered model is a building block, not a model."""
     inner_types: set[type] = set()
+    scripted: set[str] = set()  # torch.jit.script copies keep only their class's name
     for b, _ in built:
         for name, m in b.model.named_modules():
             if name:
                 inner_types.add(type(m))
-    kept = [(b, t) for b, t in built if type(b.model) not in inner_types]
+                if type(m).__name__ == "RecursiveScriptModule" and isinstance(getattr(m, "original_name", None), str):
+                    scripted.add(m.original_name)
+    kept = [(b, t) for b, t in built if type(b.model) not in inner_types and type(b.model).__name__ not in scripted]
     return kept or built
 
 

@@ -81,7 +81,14 @@ class CaptureStage:
         r.materialized = built.materialized
         r.project_files = list(run.loaded.project_files)
         r.graph = run.graph
-        r.layers = [LayerReport(n.module or n.op, n.module_type or n.kind, n.location) for n in run.graph.weight_layers()]
+        r.layers = _with_frozen(run.graph, [LayerReport(n.module or n.op, n.module_type or n.kind, n.location)
+                                            for n in run.graph.weight_layers()])
+        frozen = run.graph.frozen_layers()
+        if frozen:
+            names = ", ".join(n.module or n.op for n in frozen[:3]) + (", ..." if len(frozen) > 3 else "")
+            r.notes.append(f"{len(frozen)} frozen layer{'s' if len(frozen) != 1 else ''} ({names}): requires_grad=False, "
+                           "so not weight layers (training computes no gradient for them); the gradient still "
+                           "flows through them to earlier trainable layers")
 
 
 class StructureStage:
@@ -121,13 +128,15 @@ class EstimateStage:
         r.estimate = est.plain()
         by_module = {ly.module: ly for ly in est.layers}
         layers = [LayerReport(ly.module, ly.type, ly.location) for ly in est.layers]
-        r.layers = layers or r.layers
+        r.layers = _with_frozen(run.graph, layers) if layers else r.layers
         for lr in r.layers:
             ly = by_module.get(lr.module)
             if ly is not None:
-                lr.estimate = {"grad_ratio": _json_float(ly.grad_ratio), "bound": _json_float(ly.bound)}
+                lr.estimate = {"grad_ratio": _json_float(ly.grad_ratio), "bound": _json_float(ly.bound),
+                               "act_rms": _json_float(ly.act_rms), "grad_rms": _json_float(ly.grad_rms)}
         r.summary.estimated_attenuation = _json_float(est.attenuation)
-        r.summary.verdict = r.thresholds.verdict(est.attenuation, structural_zero=bool(est.zero_reason))
+        r.summary.verdict = r.thresholds.verdict(est.attenuation, structural_zero=bool(est.zero_reason),
+                                                 collapsed=est.collapsed)
         from ..estimate.propagate import describe_unhandled
 
         for line in describe_unhandled(est.unhandled)[:5]:
@@ -165,11 +174,12 @@ class VerifyStage:
         run.measurement = m
         r.measurement = m
         by_name = {lm.module: lm for lm in m.layers}
-        same_order = [lr.module for lr in r.layers] == [lm.module for lm in m.layers]
-        for i, lr in enumerate(r.layers):
+        same_order = [lr.module for lr in r.weight_layers] == [lm.module for lm in m.layers]
+        for i, lr in enumerate(r.weight_layers):
             lm = m.layers[i] if same_order else by_name.get(lr.module)
             if lm is not None:
-                lr.measured = {"grad_ratio": lm.grad_ratio, "grad_norm": lm.grad_norm, "grad_rms": lm.grad_rms}
+                lr.measured = {"grad_ratio": lm.grad_ratio, "grad_norm": lm.grad_norm, "grad_rms": lm.grad_rms,
+                               "act_rms": lm.act_rms}
         r.summary.measured_attenuation = m.attenuation
         r.summary.measured_verdict = m.verdict
         r.notes += [f"verify: {note}" for note in m.notes]
@@ -217,6 +227,23 @@ class RulesStage:
 
 
 STAGES: tuple[Stage, ...] = (CaptureStage(), StructureStage(), EstimateStage(), VerifyStage(), RulesStage())
+
+
+def _with_frozen(graph: LayerGraph, layers: list[LayerReport]) -> list[LayerReport]:
+    """The weight layers with the frozen ones (``"frozen": true``, no numbers) at their place in
+    forward execution order."""
+    frozen = graph.frozen_layers()
+    if not frozen:
+        return layers
+    position = {}
+    for n in graph:
+        position.setdefault(n.module or f"#{n.id}", n.id)
+    rows, last = [], 0
+    for lr in layers:
+        last = position.get(lr.module, last)  # a layer found by another name keeps its neighbours' place
+        rows.append((last, lr))
+    rows += [(n.id, LayerReport(n.module or n.op, n.module_type or n.kind, n.location, frozen=True)) for n in frozen]
+    return [lr for _, lr in sorted(rows, key=lambda r: r[0])]
 
 
 def _json_float(x: float | None) -> float | None:

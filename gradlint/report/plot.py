@@ -73,7 +73,7 @@ def _depth_panel(ax: Any, model_report: Any, m: Measurement) -> None:
     x = list(range(len(m.layers)))
     meas = [lm.grad_ratio if lm.grad_ratio and lm.grad_ratio > 0 else None for lm in m.layers]
     est = []
-    for lr in model_report.layers:
+    for lr in model_report.weight_layers:
         e = (lr.estimate or {}).get("grad_ratio")
         est.append(e if e and e > 0 else None)
     ax.set_yscale("log")

@@ -41,7 +41,7 @@ def write_events(logdir: str, model_name: str, model_report: Any, m: Measurement
     run_dir = str(Path(logdir) / _safe(model_name))
     writer = SummaryWriter(log_dir=run_dir)
     try:
-        for i, (lm, lr) in enumerate(zip(m.layers, model_report.layers)):
+        for i, (lm, lr) in enumerate(zip(m.layers, model_report.weight_layers)):
             if lm.grad_ratio is not None:
                 writer.add_scalar("grad_ratio/measured", lm.grad_ratio, i)
             est = (lr.estimate or {}).get("grad_ratio")

@@ -26,6 +26,8 @@ def evidence_of(estimate: Any, measurement: Any, thresholds: Thresholds) -> Evid
     """The measurement when there is one, else the estimate; None when neither judges the model
     (no attenuation, or a structural zero: a zero-initialized weight hides the gradient's scale)."""
     judged = (VANISHING, HEALTHY, EXPLODING)
+    if getattr(estimate, "collapse", None) or getattr(measurement, "collapse", None):
+        return None  # the signal leaves the dtype's range (GL204): the ratio is no evidence of health
     if measurement is not None and measurement.attenuation is not None and measurement.verdict in judged:
         return Evidence(measurement.attenuation, "the measured batch")
     if estimate is not None and estimate.attenuation is not None and not estimate.zero_reason:

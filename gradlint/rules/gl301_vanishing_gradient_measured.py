@@ -125,9 +125,11 @@ class VanishingGradientMeasured(Rule):
 
     def check(self, ctx: RuleContext) -> Iterable[Finding]:
         m = ctx.measurement
-        if m.verdict != "vanishing" or m.first_layer is None:
-            return
         threshold = ctx.thresholds.vanishing
+        # the ratio's verdict only: a signal that left the dtype's range (a vanishing verdict whatever
+        # the ratio) is GL204's
+        if m.verdict != "vanishing" or m.first_layer is None or m.attenuation is None or m.attenuation >= threshold:
+            return
         first, last = m.first_layer, m.layers[-1]
         crossing = adv.crossing([ly.grad_ratio for ly in m.layers], [ly.embedding for ly in m.layers],
                                 lambda r: r < threshold)

@@ -104,9 +104,9 @@ class ExplodingGradientMeasured(Rule):
 
     def check(self, ctx: RuleContext) -> Iterable[Finding]:
         m = ctx.measurement
-        if m.verdict != "exploding" or m.first_layer is None:
-            return
         threshold = ctx.thresholds.exploding
+        if m.verdict != "exploding" or m.first_layer is None or m.attenuation is None or m.attenuation <= threshold:
+            return
         first, last = m.first_layer, m.layers[-1]
         msg = (f"measured on one batch: {first.module} receives {m.attenuation:.1e} times the gradient RMS of "
                f"{last.module} (exploding above {threshold_text(threshold)})")

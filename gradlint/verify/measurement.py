@@ -87,6 +87,8 @@ class LayerMeasurement:
     used: bool = True  # False: no gradient reached its weights (not part of the loss)
     structural_zero: bool = False  # all-zero gradient because a zero-initialized weight sits downstream
     zero_cause: str | None = None  # that weight's name
+    act_rms: float | None = None  # RMS of the layer's input activations (first call)
+    cosine: float | None = None  # mean cosine similarity between two samples' input activations (first call)
 
     @property
     def zero_fraction(self) -> float:
@@ -129,6 +131,8 @@ class Measurement:
     notes: list[str] = field(default_factory=list)
     thresholds: Thresholds = field(default_factory=Thresholds)  # what the verdict used
     call_order: dict[str, int] = field(default_factory=dict)  # weight layer -> rank of its first finished call
+    dtype: str = "float32"  # the dtype the pass computed in (autocast's with --dtype)
+    collapse: list[dict[str, Any]] = field(default_factory=list)  # where a measured signal left that range
 
     @property
     def first_layer(self) -> LayerMeasurement | None:
@@ -147,8 +151,12 @@ class Measurement:
 
 
 def summarize(m: Measurement, thresholds: Thresholds) -> None:
-    """Fill ``attenuation`` and ``verdict``; a structural zero outranks vanishing."""
+    """Fill ``collapse``, ``attenuation`` and ``verdict``; a structural zero outranks vanishing, and
+    a signal that left the dtype's range decides whatever the ratio says."""
     m.thresholds = thresholds
+    m.collapse = find_collapse(m)
+    collapsed = next((c["kind"] for c in m.collapse if c["kind"] == "underflow"), None) or \
+        next((c["kind"] for c in m.collapse), None)
     first = m.first_layer
     if first is None:
         m.notes.append("no non-embedding weight layer: no attenuation to measure")
@@ -160,8 +168,38 @@ def summarize(m: Measurement, thresholds: Thresholds) -> None:
     if first.grad_ratio is None:
         if last.structural_zero:
             m.verdict = STRUCTURAL_ZERO
+        elif collapsed:
+            m.verdict = thresholds.verdict(None, collapsed=collapsed)
         elif last.grad_rms == 0.0 and not m.has_nonfinite:
             m.notes.append(f"the last weight layer ({last.module}) got no gradient: grad_ratio is undefined")
         return
     m.attenuation = first.grad_ratio
-    m.verdict = thresholds.verdict(first.grad_ratio)
+    m.verdict = thresholds.verdict(first.grad_ratio, collapsed=collapsed)
+
+
+def find_collapse(m: Measurement) -> list[dict[str, Any]]:
+    """Where the measured pass left its dtype's range: the first layer whose input activations
+    are below the smallest normal number (exactly 0 included) while the previous layer's were not,
+    and the first layer (in forward order) whose weight gradient is, when it is not a structural
+    zero. Non-finite values are GL307's."""
+    from ..ir.dtypes import range_of
+
+    tiny = range_of(m.dtype).tiny
+    out: list[dict[str, Any]] = []
+    previous = None
+    for lm in m.layers:
+        if lm.act_rms is not None and lm.act_rms < tiny and (previous is None or previous >= tiny):
+            out.append({"kind": "underflow", "signal": "activations", "layer": lm.module, "value": lm.act_rms,
+                        "limit": tiny, "location": lm.location})
+            break
+        if lm.act_rms is not None:
+            previous = lm.act_rms
+    # an exactly-zero gradient is an underflow only next to evidence of one (subnormal values, or
+    # activations that died); otherwise it is a dead path (GL304/GL305's business)
+    subnormal = any(v is not None and 0.0 < v < tiny for lm in m.layers for v in (lm.grad_rms, lm.delta_rms))
+    low = [lm for lm in m.layers if lm.used and not lm.structural_zero and not lm.nonfinite
+           and lm.grad_rms is not None and lm.grad_rms < tiny and (lm.grad_rms > 0.0 or subnormal or out)]
+    if low:
+        out.append({"kind": "underflow", "signal": "weight gradient", "layer": low[0].module, "value": low[0].grad_rms,
+                    "limit": tiny, "location": low[0].location, "count": len(low)})
+    return out

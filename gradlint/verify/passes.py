@@ -127,13 +127,14 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
              input_source: str = "", thresholds: Thresholds = Thresholds(),
              saturation_threshold: float = 5.0, preserve_buffers: bool = False,
              batch_hint: str = "", functional_activations: bool = True, reducer: Any = None,
-             forward_model: Any = None) -> Measurement:
+             forward_model: Any = None, dtype: str | None = None) -> Measurement:
     """Measure one pass. Failures raise ``StageError("verify", ...)``.
 
     ``reducer`` (``distributed.Reducer``): this process is one rank of several, ``args`` hold its
     rows of the batch, and every statistic is summed across the ranks before it is read, so each
     rank returns the same ``Measurement``, that of the whole batch. ``forward_model``: the module
-    to call when it wraps ``model`` (DDP), whose names the layers use.
+    to call when it wraps ``model`` (DDP), whose names the layers use. ``dtype``: float16/bfloat16
+    runs the forward under autocast (``--verify --dtype``).
     """
     import torch
 
@@ -144,6 +145,7 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
     probes = Probes([spec.module for spec in layers], sites or {}, saturation_threshold, order_modules=owners,
                     functional=functional_activations, keep_units=reducer is not None)
     saved = SavedState(model, preserve_buffers)
+    autocast, computed_in = _autocast(model, device, dtype)
     weight_names = {w for spec in layers for w in spec.weights}
     devices = [torch.device(device).index or 0] if device.startswith("cuda") else []  # fork their RNG too
     loss_value = None
@@ -160,7 +162,7 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
             with PeakMemory(device) as peak:
                 t0 = time.perf_counter()
                 try:
-                    with torch.enable_grad():
+                    with torch.enable_grad(), autocast:
                         with probes.attached(model):
                             out = (forward_model if forward_model is not None else model)(*args, **kwargs)
                         if loss_fn is not None:
@@ -211,7 +213,10 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
         measurement.input_source = input_source
         measurement.loss_value = loss_value
         measurement.zero_parameters = zero_params
+        measurement.dtype = computed_in
         summarize(measurement, thresholds)
+        if autocast is not _NO_AUTOCAST:
+            measurement.notes.append(f"measured under torch.autocast({device.split(':')[0]!r}, dtype=torch.{computed_in})")
         if dropped_paths:
             measurement.notes.append(f"stochastic depth off for the measured pass: {dropped_paths} "
                                      f"module{'s' if dropped_paths != 1 else ''} (identity, as at inference)")
@@ -237,6 +242,24 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
         saved.restore()
 
 
+_NO_AUTOCAST = contextlib.nullcontext()
+
+
+def _autocast(model: Any, device: str, dtype: str | None) -> tuple[Any, str]:
+    """(the context to run the forward in, the dtype it computes in). ``--dtype float16/bfloat16``
+    on a float32 model: autocast, as mixed-precision training runs it; otherwise the model's own
+    parameter dtype, as it is."""
+    import torch
+
+    from ..ir import dtypes
+
+    own = next((dtypes.normalize(str(p.dtype)) for p in model.parameters() if p.is_floating_point()), "float32")
+    want = dtypes.normalize(dtype) if dtype else None
+    if want in ("float16", "bfloat16") and own in ("float32", "float64"):
+        return torch.autocast(device.split(":")[0], dtype=getattr(torch, want)), want
+    return _NO_AUTOCAST, own
+
+
 def _describe(value: Any) -> str:
     """'an int64 tensor of shape (8,)', 'a list'."""
     shape = getattr(value, "shape", None)
@@ -260,12 +283,13 @@ def _collect(model: Any, layers: Sequence[LayerSpec], probes: Probes, zero_param
     for spec, lg, s in zip(layers, contract, stats):
         finite = math.isfinite(lg.grad_norm)
         dn, drms, dnf = probes.delta(spec.module)
+        act_rms, cosine = probes.inputs.get(spec.module, (None, None))
         out.append(LayerMeasurement(
             module=spec.module, type=spec.type, location=spec.location, embedding=spec.embedding, numel=lg.numel,
             grad_norm=lg.grad_norm if finite else None, grad_rms=lg.grad_rms if finite else None,
             zeros=s.zeros, nonfinite=s.nonfinite, positive=s.positive, negative=s.negative, hist=s.hist,
             hist_negative=s.hist_negative, delta_norm=dn, delta_rms=drms, delta_nonfinite=dnf,
-            calls=probes.calls.get(spec.module, 0), used=s.used,
+            calls=probes.calls.get(spec.module, 0), used=s.used, act_rms=act_rms, cosine=cosine,
         ))
     # grad_ratio: contract definition, relative to the last weight layer; undefined when not finite
     if out and out[-1].grad_rms:

@@ -48,6 +48,41 @@ def _site_location(sites: dict, name: str):
         name = name.rpartition(".")[0]
 
 
+def input_statistics(x: Any) -> tuple[float | None, float | None]:
+    """(RMS, mean cosine similarity between two samples) of a layer's input: the absolute scale
+    (underflow shows as an RMS below the dtype's smallest normal number, or exactly 0) and how
+    alike the samples' activations are (near 1: the inputs have become indistinguishable).
+    Dimension 0 is the batch. Scaled by the largest entry first, so 1e-30s are read exactly."""
+    import math
+
+    import torch
+
+    from .measure import square_sum
+
+    if x is None or not getattr(x, "is_floating_point", lambda: False)() or x.numel() == 0:
+        return None, None
+    with torch.no_grad():
+        x = x.detach()
+        sq = square_sum(x)
+        rms = math.sqrt(sq / x.numel()) if math.isfinite(sq) else None
+        if rms is None or x.dim() < 2 or x.shape[0] < 2:
+            return rms, None
+        flat = x.reshape(x.shape[0], -1).float()
+        amax = float(flat.abs().amax())
+        if amax == 0.0 or not math.isfinite(amax):
+            return rms, None
+        flat = flat / amax
+        norms = flat.norm(dim=1)
+        keep = norms > 0
+        if int(keep.sum()) < 2:
+            return rms, None
+        unit = flat[keep] / norms[keep, None]
+        gram = unit @ unit.T
+        n = unit.shape[0]
+        cosine = float((gram.sum() - gram.diagonal().sum()) / (n * (n - 1)))
+    return rms, max(-1.0, min(1.0, cosine))
+
+
 class _Accumulator:
     """Per-site running sums, as 0-d tensors (no device sync until ``finish``). Counting uses
     ``count_nonzero``: summing a bool tensor converts it to int64 first, several times slower."""
@@ -130,6 +165,7 @@ class Probes:
         self.delta_nonfinite: dict[str, list[int]] = {m: [] for m in self.layer_modules}
         self.delta_numel: dict[str, int] = {m: 0 for m in self.layer_modules}
         self.calls: dict[str, int] = {m: 0 for m in self.layer_modules}
+        self.inputs: dict[str, tuple[float | None, float | None]] = {}  # first call: (input RMS, sample cosine)
         self.finish_order: dict[str, int] = {}  # module -> index of its first finished forward
         self._acc: dict[str, _Accumulator] = {}
         self._inside_activation = 0
@@ -143,6 +179,8 @@ class Probes:
                 return
             self.calls[name] += 1
             self._last_layer = name
+            if name not in self.inputs:
+                self.inputs[name] = input_statistics(_first_tensor(inputs))
             out = _first_tensor(output)
             if out is None or not out.requires_grad or not out.is_floating_point():
                 return
@@ -239,6 +277,8 @@ class Probes:
         wanted = set(self.layer_modules)
         try:
             for name, module in model.named_modules():
+                if type(module).__name__ == "RecursiveScriptModule":
+                    continue  # TorchScript modules take no hooks; their layers' gradients are still read
                 if name in wanted:
                     handles.append(module.register_forward_hook(self._layer_hook(name)))
                 elif name in self.order_modules:

@@ -59,7 +59,8 @@ def measure_model(graph: Any, built: Any, loaded: Any, example: Any, config: Any
                          saturation_threshold=saturation_threshold,
                          preserve_buffers=bool(getattr(built, "in_memory", False)),
                          batch_hint=f" at batch {batch}" if batch else "",
-                         functional_activations=has_functional_activations(graph))
+                         functional_activations=has_functional_activations(graph),
+                         dtype=getattr(config, "dtype", None))
     finally:
         if moved is not None:
             model.to(moved)  # back where it was

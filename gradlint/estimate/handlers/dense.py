@@ -38,6 +38,64 @@ def input_energy(x: Signal, grad: Grad, positions: int) -> float:
     return max(x.m - k, 0.0) + (positions - 1) * grad.rho * max(x.p - k, 0.0)
 
 
+def _branch_echo(node, ctx, x: Signal, sigma2: float, ratio: float) -> tuple[int, float] | None:
+    """(add node, k) when this layer is the whole branch of an unnormalized residual block
+    ``x + phi(W x + b)``: phi's mask follows the row sums s_j of W (the input's mean mu pushes h_j by
+    mu s_j), so W^T diag(phi') has a mean part along the all-ones direction and sends the
+    ones-component of the block's output gradient back coherently, k times it:
+    k = sqrt(n_out/n_in) Cov(s, h) E[phi''(h)] = sqrt(n_out/n_in) sigma_w^2 mu_x E[phi''(h)] (Stein).
+    He-init ReLU on a mean-dominated stream: k = 1/sqrt(pi) = 0.56, so the ones-component grows
+    (1 + k)^2 = 2.4x per block instead of mean field's 2x. docs/estimator.md, "Merge"."""
+    if not x.mu or not node.inputs:
+        return None
+    src = node.inputs[0]
+    cur, act = node, None
+    for _ in range(4):
+        readers = ctx.readers(cur.id)
+        if len(readers) != 1:
+            return None
+        nxt = ctx.graph[readers[0][0]]
+        if nxt.kind == g.ADD and act is not None:
+            if src in nxt.inputs and len(set(nxt.inputs)) == 2 and not nxt.params:
+                break
+            return None
+        if nxt.kind == g.DROPOUT or (nxt.kind == g.ACTIVATION and nxt.op == "identity"):
+            cur = nxt
+            continue
+        if nxt.kind == g.ACTIVATION and act is None and nxt.inputs:
+            act, cur = nxt, nxt
+            continue
+        return None
+    else:
+        return None
+    from .. import activations
+
+    phi = activations.get(act.op, act.attrs)
+    if phi is None:
+        return None
+    h = ctx.signals[act.inputs[0]]
+    sd = max(h.var, 1e-300) ** 0.5
+    step = 1e-3 * sd
+    d2 = (phi.moments(h.mu + step, h.var).edf - phi.moments(h.mu - step, h.var).edf) / (2 * step)
+    k = math.sqrt(max(ratio, 0.0)) * sigma2 * x.mu * d2
+    return (nxt.id, k) if math.isfinite(k) and abs(k) > 1e-6 else None
+
+
+def _lazy_echo(node, ctx, x: Signal, sigma2: float, ratio: float):
+    """``_branch_echo`` once the forward is done (it reads the downstream activation's input)."""
+    memo: list = []
+
+    def echo() -> tuple[int, float] | None:
+        if not memo:
+            try:
+                memo.append(_branch_echo(node, ctx, x, sigma2, ratio))
+            except (ArithmeticError, ValueError, IndexError):
+                memo.append(None)
+        return memo[0]
+
+    return echo
+
+
 def _weight_and_bias(node, ctx):
     w = ctx.param(node, "weight")
     if w is None:
@@ -67,8 +125,11 @@ def linear(node, ins, ctx) -> Step:
     positions = ctx.positions(out_shape, n_out)
     wname = ctx.param_name(node, "weight")
 
+    echo = _lazy_echo(node, ctx, x, sigma2, n_out / max(n_in, 1))
+
     def backward(grad: Grad) -> list[Grad]:
-        return [grad.like(grad.g * sigma2)] + [Grad(0.0)] * (len(node.inputs) - 1)
+        gx = grad.g * sigma2  # a random W spreads the gradient: 1/n_in of it along the all-ones direction
+        return [Grad(gx, grad.rho, grad.centered, gx / max(n_in, 1), echo())] + [Grad(0.0)] * (len(node.inputs) - 1)
 
     def weight_grads(grad: Grad) -> dict[str, float]:
         return {wname: grad.g * n_in * input_energy(x, grad, positions)}
@@ -129,6 +190,9 @@ def valid_fraction(size_in: int, size_out: int, k: int, stride: int, dilation: i
     return float(valid.mean()), float(np.mean(per_tap * per_tap))
 
 
+STEADY_MAX = 512  # positions: a longer sequence is taken at this size (keep factor within 1e-3)
+
+
 @lru_cache(maxsize=512)
 def steady_fraction(size: int, k: int, dilation: int) -> float:
     """Valid share of taps once the energy profile has settled (stride 1, 'same' padding).
@@ -136,8 +200,12 @@ def steady_fraction(size: int, k: int, dilation: int) -> float:
     Through a stack of padded convs the signal and the gradient concentrate away from the
     borders: the profile converges to the Perron vector of the banded 0/1 matrix of valid taps,
     whose eigenvalue / k is the per-layer keep factor (4x4 map, 3x3: 0.873 per dim against the
-    uniform 0.833; the difference compounds over depth).
+    uniform 0.833; the difference compounds over depth). The eigenvalue grows with the size
+    towards k (interlacing); past ``STEADY_MAX`` positions it is within 1e-3 of its limit (dilation 9;
+    1e-5 undilated), and the
+    dense eigensolver (cubic in the size: 40 s at 4096 positions) is not worth it.
     """
+    size = min(size, STEADY_MAX)
     idx = np.arange(size)
     half = dilation * (k - 1) // 2
     offs = np.arange(k) * dilation - half
@@ -195,13 +263,50 @@ def _zero_gain(node, ctx) -> str | None:
     return f"{node.module or 'a weight-standardized conv'}'s gain is all zeros (zero-initialized)"
 
 
+def _standardized(node, ctx, w):
+    """(the effective weight's statistics, the factor from its gradient energy to the raw weight's)
+    for a weight-standardized conv: W_eff = a (W - mean_row) / std_row with a = gain * scale
+    (timm's ScaledStdConv2d: scale = gamma / sqrt(fan_in); StdConv2d and hand-written ones: a = 1).
+    Each row of W_eff has mean 0 and second moment a^2 whatever the init; the backward divides by
+    std_row and projects out the row's mean and W_hat directions: (a^2 / std_row^2) (1 - 2/fan).
+    (Qiao et al. 2019, Weight Standardization; Brock et al. 2021, NFNets.)"""
+    gain = ctx.param(node, "gain")
+    scale = node.attrs.get("scale")
+    a2 = (gain.second if gain is not None else 1.0) * (float(scale) ** 2 if isinstance(scale, (int, float)) else 1.0)
+    eff = dataclasses.replace(w, second=a2, mean=0.0, zero=a2 == 0.0, source=f"{w.source}, standardized per output channel")
+    fan = max(w.fan_in, 1)
+    inv_var = None
+    t = ctx.weights.tensor(ctx.param_name(node, "weight") or "")
+    if t is not None and t.dim() >= 2:
+        import torch
+
+        with torch.no_grad():
+            rows = t.detach().double().reshape(t.shape[0], -1)
+            var = rows.var(dim=1, unbiased=False)
+            eps = node.attrs.get("eps")
+            var = var + (float(eps) if isinstance(eps, (int, float)) else 0.0)
+            if bool((var > 0).all()):
+                inv_var = float((1.0 / var).mean())
+    if inv_var is None:
+        var = max(w.second - w.mean * w.mean, 0.0)
+        inv_var = 1.0 / var if var > 0 else 0.0
+    return eff, a2 * inv_var * max(1.0 - 2.0 / fan, 0.0)
+
+
 @handles(g.CONV)
 def conv(node, ins, ctx) -> Step:
     x = ins[0]
     w, b = _weight_and_bias(node, ctx)
     gain_zero = _zero_gain(node, ctx)
+    raw_factor = 1.0  # dL/dW energy of the raw weight per unit of the effective weight's
     if gain_zero:  # the effective weight gain * standardize(W) is 0, and so is dL/dW through it
         w = dataclasses.replace(w, second=0.0, mean=0.0, zero=True)
+    elif node.attrs.get("weight_standardized"):
+        w, raw_factor = _standardized(node, ctx, w)
+        # each row of the standardized weight sums to zero: an input offset shared by every channel
+        # and tap (the mean after GroupNorm + ReLU: 0.16 of its 0.5) never reaches the output
+        mu2 = x.mu * x.mu
+        x = Signal(x.m - mu2, 0.0, x.c - mu2, x.p - mu2, x.s, x.dist).clean()
     in_shape, out_shape = ctx.in_shape(node, 0), node.out_shape
     kernel = tuple(w.shape[2:])
     nd = len(kernel)
@@ -241,11 +346,16 @@ def conv(node, ins, ctx) -> Step:
     shrink = (valid2 / valid if valid > 0 else 1.0) / math.prod(stride)
     wname = ctx.param_name(node, "weight")
 
+    c_in = in_shape[1] if len(in_shape) > nd else 1
+    echo = _lazy_echo(node, ctx, x, sigma2, c_out / max(c_in, 1))
+
     def backward(grad: Grad) -> list[Grad]:
-        return [grad.like(grad.g * sigma2, clip01(grad.rho * shrink))] + [Grad(0.0)] * (len(node.inputs) - 1)
+        gx = grad.g * sigma2
+        return [Grad(gx, clip01(grad.rho * shrink), grad.centered, gx / max(c_in, 1), echo())] \
+            + [Grad(0.0)] * (len(node.inputs) - 1)
 
     def weight_grads(grad: Grad) -> dict[str, float]:
-        return {wname: 0.0 if gain_zero else grad.g * n_eff * input_energy(x, grad, positions)}
+        return {wname: 0.0 if gain_zero else grad.g * n_eff * input_energy(x, grad, positions) * raw_factor}
 
     info = {"sigma_w2": sigma2, "valid": valid, "init": w.source}
     if gain_zero:
@@ -273,6 +383,16 @@ def conv_transpose(node, ins, ctx) -> Step:
     n_eff = (c_in / groups) * math.prod(kernel) * p_in / max(p_out, 1)
     b2, bmean = _bias(b)
     out = _affine(x, n_eff, w.second, w.mean, b2, bmean)
+    phases = max(1.0, p_out / max(p_in, 1))
+    if phases > 1.0:
+        # with stride s the outputs fall into prod(s) phases, each made by its own subset of taps: an
+        # input constant becomes a different constant per phase, i.e. a periodic pattern (a
+        # checkerboard), shared within a phase only. Two positions of one sample share it with
+        # probability 1/phases; two samples at one position always (it moves from c to s).
+        k = n_eff * w.second
+        spread = 1.0 - 1.0 / phases
+        out = Signal(out.m, out.mu, out.c - k * x.c * spread, out.p - k * x.p * spread,
+                     out.s + k * x.c * spread).clean()
     sigma2 = n_eff * w.second
     wname = ctx.param_name(node, "weight")
 

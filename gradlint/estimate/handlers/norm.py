@@ -137,9 +137,12 @@ def layer_norm(node, ins, ctx) -> Step:
     shape = ctx.in_shape(node, 0)
     d = max(_feature_size(node, shape), 1)
     g2, gm, b2, bm, gamma = _affine_params(node, ctx)
-    mean2 = x.mu * x.mu + x.var / d  # energy of the per-token feature mean
+    mu2 = x.mu * x.mu
+    mean2 = mu2 + x.var / d  # energy of the per-token feature mean
     var = max(x.m - mean2, 0.0) + _eps(node)
-    out = _normalized(x, mean2, var, g2, gm, b2, bm, mean2, mean2)
+    # two samples' (or two positions') token means share only what their features share: removing
+    # each token's own mean takes (c - mu^2)/d of the cross-sample part, not var/d (that is noise)
+    out = _normalized(x, mean2, var, g2, gm, b2, bm, mu2 + max(x.c - mu2, 0.0) / d, mu2 + max(x.p - mu2, 0.0) / d)
     gain = g2 / (x.var + _eps(node)) * inverse_variance_factor(d)
     return Step(out, lambda grad: [grad.like(grad.g * gain)] + [Grad(0.0)] * (len(node.inputs) - 1),
                 cause="normalization", lipschitz=[math.sqrt(g2 / var)] + [0.0] * (len(node.inputs) - 1),
@@ -176,10 +179,14 @@ def _group_norm(node, ins, ctx, groups: int) -> Step:
     mean2 = x.mu * x.mu + channel_mean2 / per_group
     var = max(x.m - mean2, 0.0) + _eps(node)
     out = _normalized(x, mean2, var, g2, gm, b2, bm, x.mu * x.mu + max(x.c - x.mu * x.mu, 0.0) / per_group, mean2)
-    # the group's entries: correlated positions of one channel count less
-    within = max(x.p - x.mu * x.mu, 0.0) / x.var if x.var > 0 else 0.0
-    n_eff = entries / (1.0 + (positions - 1) * within)
     population = max(x.m - x.mu * x.mu - max(x.p - x.mu * x.mu, 0.0) / per_group, 0.0) + _eps(node)
+    # the group's entries: correlated positions of one channel count less. What the group mean
+    # removes is no correlation: a per-(sample, channel) constant is gone entirely when the group
+    # is one channel (InstanceNorm: with it counted, 8x8 maps after ReLU had n_eff ~3 and a gain 2x
+    # too high per layer), and leaves (1 - 1/channels per group) of itself otherwise.
+    shared = max(x.p - x.mu * x.mu, 0.0) * (1.0 - 1.0 / per_group)
+    within = min(shared / population, 1.0) if population > 0 else 0.0
+    n_eff = entries / (1.0 + (positions - 1) * within)
     gain = g2 / population * inverse_variance_factor(n_eff)
     keep = 1.0 - 1.0 / per_group  # the per-sample group mean of the gradient is projected out
     return Step(out, lambda grad: [Grad(grad.g * gain, grad.rho * keep, grad.centered)] + [Grad(0.0)] * (len(node.inputs) - 1),

@@ -65,7 +65,8 @@ def _average(node, ins, ctx, big_k: int, p_in: int, p_out: int, summed: bool = F
 
     def backward(grad: Grad) -> list[Grad]:
         rho = 1.0 if p_out <= 1 else clip01(grad.rho + (1 - grad.rho) * same_window)
-        return [Grad(grad.g * gain, rho, grad.centered)] + [Grad(0.0)] * n_extra
+        # averaging over positions leaves the channels alone: the ones-component keeps its share
+        return [Grad(grad.g * gain, rho, grad.centered, grad.ones * gain)] + [Grad(0.0)] * n_extra
 
     lip = math.sqrt(big_k) if summed else 1.0 / math.sqrt(big_k)
     return Step(out, backward, cause="pooling", lipschitz=[lip * math.sqrt(max(1.0, big_k * p_out / max(p_in, 1)))]
@@ -166,3 +167,22 @@ def max_pool(node, ins, ctx) -> Step:
 def max_reduce(node, ins, ctx) -> Step:
     big_k, _ = _reduction(node, ctx)
     return _max(node, ins, ctx, big_k, big_k, 1)
+
+
+@handles(g.OTHER, "norm", "linalg_vector_norm", "vector_norm", "frobenius_norm")
+def vector_norm(node, ins, ctx) -> Step:
+    """||x||_2 over K entries per output (GRN's spatial norms, hand-written RMS statistics):
+    sum of K squares, so E[y^2] = K m_x, and a concentrated positive value (its relative spread is
+    about 1/sqrt(2K)). The gradient x_i / ||x|| has unit norm per output: G_x = G_y."""
+    scal = [v for k, v in node.attrs.get("scalars", ()) or () if k in (1, "p", "ord")]
+    if scal and scal[0] != 2.0:
+        raise Unsupported(f"a {scal[0]:g}-norm")
+    x = ins[0]
+    k = max(1.0, numel(ctx.in_shape(node, 0)) / max(numel(node.out_shape), 1))
+    m = k * x.m
+    spread = 1.0 / (2.0 * k) if k > 1 else max(x.var / x.m, 0.0) if x.m > 0 else 0.0
+    mu = math.sqrt(m * max(1.0 - spread, 0.0))
+    out = Signal(m, mu, mu * mu, mu * mu).clean()
+    n_extra = len(node.inputs) - 1
+    return Step(out, lambda grad: [Grad(grad.g, 0.0)] + [Grad(0.0)] * n_extra, cause="normalization",
+                lipschitz=[1.0] + [0.0] * n_extra, bound_is_estimate=True)

@@ -47,6 +47,11 @@ def _copies(node, ins, ctx) -> Step:
 
 @handles(g.RESHAPE, "pad")
 def pad(node, ins, ctx) -> Step:
+    """Zero (constant) padding adds entries of 0: statistics and gradient scale by the kept share.
+    Reflection, replication and circular padding copy entries: values unchanged, and the copies'
+    gradients add onto the entries they copy (as upsampling's do)."""
+    if node.attrs.get("mode") in ("reflect", "replicate", "circular"):
+        return _copies(node, ins, ctx)
     x = ins[0]
     keep = min(1.0, numel(ctx.in_shape(node, 0)) / max(numel(node.out_shape), 1))
     n = len(node.inputs)
