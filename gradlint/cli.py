@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .config import ConfigError, find_pyproject, load_config, merge_cli, split_codes
+from .config import ConfigError, find_pyproject, load_config, merge_cli, parse_input_shape, split_codes
 from .version import __version__
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -61,7 +61,9 @@ def _formats() -> tuple[str, ...]:
 @click.option("--device", default=None, help="Device for --verify: cpu (default), cuda, cuda:N or auto.")
 @click.option("--batch-size", type=int, default=None, help="Batch size of the inferred inputs (default 8).")
 @click.option("--seed", type=int, default=None, help="Random seed for --verify: weights, inputs, dropout, loss (default 0).")
-@click.option("--input-shape", default=None, metavar="N,C,H,W", help="Input shape when the file has no example_inputs().")
+@click.option("--input-shape", multiple=True, metavar="[DTYPE:]N,C,H,W",
+              help="Input shape when the file has no example_inputs(): 8,3,32,32, long:8,35 for token ids; "
+                   "repeat it for each input of forward().")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--show-fixes", is_flag=True, help="Print each finding's fix under it (concise format).")
 @click.option("--statistics", is_flag=True, help="Count the findings per code instead of listing them (json with --format json).")
@@ -84,7 +86,7 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
     errors.DEBUG = debug
     try:
         config = _load_config(config_path, targets)
-        shape = _parse_shape(input_shape)
+        shape = [parse_input_shape(s, "--input-shape") for s in input_shape] or None
         merge_cli(config, {
             "select": split_codes(select), "extend_select": split_codes(extend_select) or [],
             "ignore": split_codes(ignore) or [], "verify": verify, "device": device, "batch_size": batch_size,
@@ -168,7 +170,7 @@ def _spec_from_config(spec: str, config) -> str:
         from .ir.source import display_path
 
         path = display_path(str(config.root / t.path))
-        return f"{path}::{t.call_text or t.attr}" if t.attr else path
+        return f"{path}::{t.expr}" if t.expr is not None else path
     return spec
 
 
@@ -182,18 +184,6 @@ def _load_config(config_path: str | None, targets: tuple[str, ...]):
     if not start.exists():
         start = Path.cwd()
     return load_config(find_pyproject(start))
-
-
-def _parse_shape(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        shape = [int(x) for x in text.replace("x", ",").split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"--input-shape {text}: expected integers like 8,3,32,32") from None
-    if not shape or any(s <= 0 for s in shape):
-        raise ConfigError(f"--input-shape {text}: expected positive integers like 8,3,32,32")
-    return shape
 
 
 @main.command()

@@ -57,6 +57,15 @@ def _run(method: str, model: Any, sites: Any, args: tuple, kwargs: dict) -> Laye
     return capture_hooks(model, sites, args, kwargs)
 
 
+def _sparse(example: Any) -> bool:
+    """Inputs with a sparse layout (a graph's adjacency matrix)."""
+    import torch
+
+    from .tensors import tensors_in
+
+    return any(t.layout != torch.strided for t in tensors_in((tuple(example.args), dict(example.kwargs))))
+
+
 def _on_meta(args: tuple, kwargs: dict) -> bool:
     from .tensors import tensors_in
 
@@ -90,12 +99,14 @@ def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[s
 
     attempts: list[tuple[str, Any, BaseException]] = []
     plans = []
-    if built.meta_model is not None:
+    if built.meta_model is not None and not (built.materialized and _sparse(example)):
         plans += [(m, built.meta_model, "meta", example) for m in methods]
         if built.materialized and "hooks" in methods:
             plans.append(("hooks", built.model, "cpu", None))
     else:
-        plans += [(m, built.model, "cpu", example) for m in methods]
+        # no meta twin, or sparse inputs (most sparse kernels have no meta version): on the CPU
+        cpu_example = example if built.meta_model is None else None
+        plans += [(m, built.model, "cpu", cpu_example) for m in methods]
     for method, model, device, ex in plans:
         if ex is None:
             if real_example is None:
@@ -145,7 +156,8 @@ def capture_with_inputs(built: Any, loaded: Any, config: Any, device: str) -> tu
     sides: list[int] = []
     side = None
     while True:
-        real = (lambda s=side: inp.example_inputs_for(built, loaded, config, "cpu", side=s)) if built.materialized else None
+        real = ((lambda s=side, ex=example: inp.example_inputs_for(built, loaded, config, "cpu", side=s, like=ex))
+                if built.materialized else None)
         try:
             graph = capture(built, example, real)
         except StageError as e:

@@ -21,11 +21,14 @@ def summary_line(report: Report) -> str:
     n = len(report.findings)
     models = len(report.models)
     failed = sum(m.status == "failed" for m in report.models)
+    not_built = sum(m.status == "not-built" for m in report.models)
     with_findings = sum(bool(m.findings) for m in report.models)
     if models == 0:
         return "No models analyzed."
     model_word = "model" if models == 1 else "models"
-    fail_txt = f" ({failed} could not be analyzed)" if failed else ""
+    reasons = [f"{failed} could not be analyzed"] if failed else []
+    reasons += [f"{not_built} not built: see GL002"] if not_built else []
+    fail_txt = f" ({'; '.join(reasons)})" if reasons else ""
     if n == 0:
         return f"All checks passed: {models} {model_word} analyzed{fail_txt}."
     prob = "problem" if n == 1 else "problems"

@@ -113,7 +113,7 @@ def _materialize(built: Any, device: str, config: Any) -> tuple[Any, dict, Any, 
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            vbuilt = build_model(built.candidate, sys.maxsize, device=device)
+            vbuilt = build_model(built.candidate, sys.maxsize, device=device, twin=False)
     except StageError as e:
         raise StageError("verify", f"building the model on {device} failed: {e.message}", e.location, e.hint) from None
     return vbuilt.model, vbuilt.sites, vbuilt, None
@@ -137,7 +137,7 @@ def _inputs(vbuilt: Any, loaded: Any, config: Any, device: str, analysed: Any) -
 
     try:
         # the same image side the capture settled on (Inception's 299 after 224 was rejected)
-        return example_inputs_for(vbuilt, loaded, config, device, side=getattr(analysed, "side", None))
+        return example_inputs_for(vbuilt, loaded, config, device, side=getattr(analysed, "side", None), like=analysed)
     except StageError as e:
         raise StageError("verify", f"building inputs on {device} failed: {e.message}", e.location, e.hint) from None
 
