@@ -263,3 +263,74 @@ def test_a_missing_module_is_never_served_from_the_cache(tmp_path):
     code, out, err = cli("model.py", "--format", "json", cwd=tmp_path,
                          env={**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{site}"})
     assert code == 0 and json.loads(out)["models"][0]["status"] == "analyzed", err
+
+
+# -- the pieces -------------------------------------------------------------------------------------
+
+def test_targets_are_expressions_and_bad_ones_are_usage_errors():
+    from gradlint.load.targets import TargetError, parse_target
+
+    t = parse_target("m.py::GPT(GPTConfig(n_layer=4))")
+    assert (t.path, t.expr, t.name, t.is_name) == ("m.py", "GPT(GPTConfig(n_layer=4))", "GPT", False)
+    assert parse_target("m.py::build").is_name and parse_target("m.py").expr is None
+    assert parse_target("m.py::models.Net(3)").name == "models"
+    for bad in ("m.py::", "m.py::Net(", "m.py::x = 1"):
+        with pytest.raises(TargetError):
+            parse_target(bad)
+
+
+def test_the_source_scan_reads_factories_without_running_them():
+    from gradlint.load.source_scan import scan_source
+
+    scan = scan_source(
+        "import torch.nn as nn\n"
+        "def a():\n    return Net(3).to('cpu').eval()\n"
+        "def b():\n    m = nn.Sequential(nn.Linear(2, 2))\n    return m\n"
+        "def c():\n    return a(), 1\n"
+        "def d():\n    print('x')\n"
+        "net = Net(4)\n"
+        "if __name__ == '__main__':\n    other = Net(5)\n")
+    assert scan.returns == {"a": ["Net"], "b": ["nn.Sequential"]}
+    assert [c.text for c in scan.calls if c.callee == "Net"] == ["Net(3)", "Net(4)", "Net(5)"]
+    assert "net" in scan.module_names and "other" not in scan.module_names
+
+
+def test_the_allocation_guard_stops_before_allocating():
+    import torch
+
+    from gradlint.load.build import TooLarge, allocation_guard
+
+    with allocation_guard(1000):
+        torch.empty(10, 10)  # 100 elements: fine
+    guard = allocation_guard(1000)
+    with pytest.raises(TooLarge):
+        with guard:
+            torch.nn.Embedding(10 ** 9, 1024)  # would be 4 TB: refused before allocating
+    assert guard.tripped and guard.total <= 1000
+
+
+def test_a_model_over_materialize_limit_is_built_on_meta_and_its_init_recorded(write):
+    import math
+
+    path = write("big.py", """
+        import torch.nn as nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1 = nn.Linear(256, 256)
+                self.fc2 = nn.Linear(256, 256)
+                self.fc3 = nn.Linear(256, 10)
+                nn.init.normal_(self.fc2.weight, std=0.003)  # shrinks fc1's gradient ~8x vs the default
+
+            def forward(self, x):
+                return self.fc3(self.fc2(self.fc1(x)))
+        """)
+    [meta] = analyze_path(path, materialize_limit=1000).models
+    [cpu] = analyze_path(path).models
+    assert meta.materialized is False and cpu.materialized is True
+    assert meta.parameters == cpu.parameters == 2 * (256 * 256 + 256) + 2570
+    # the meta build read the law the init code left in fc2 (the default init would be 8x off)
+    ratio = meta.summary.estimated_attenuation / cpu.summary.estimated_attenuation
+    assert abs(math.log10(ratio)) < 0.1, (meta.summary.estimated_attenuation, cpu.summary.estimated_attenuation)

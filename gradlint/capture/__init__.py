@@ -11,31 +11,14 @@ for forward code that needs real values (``if x.sum() > 0``).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from ..ir.errors import StageError, one_line, user_frame_of
 from ..ir.graph import LayerGraph
 from ..load.limits import PASS_THROUGH
+from .contexts import quiet_torch, values_unknown_like_a_compiler  # noqa: F401 - re-exported
 
 METHODS = ("fx", "hooks", "export")
-
-
-@contextlib.contextmanager
-def quiet_torch():
-    """torch.export logs graph dumps and warnings on failure; they are ours to summarize."""
-    import logging
-    import warnings
-
-    logger = logging.getLogger("torch")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def _run(method: str, model: Any, sites: Any, args: tuple, kwargs: dict) -> LayerGraph:
@@ -70,23 +53,6 @@ def _on_meta(args: tuple, kwargs: dict) -> bool:
     from .tensors import tensors_in
 
     return any(t.device.type == "meta" for t in tensors_in((args, kwargs)))
-
-
-@contextlib.contextmanager
-def values_unknown_like_a_compiler():
-    """Meta tensors have shapes but no values, as under torch.compile/export. Libraries check
-    ``torch.compiler.is_compiling()`` to skip value-dependent work they cannot trace (Hugging
-    Face's packed-sequence and mask checks call ``.item()``); say yes while the forward runs on
-    meta tensors, so those models take the path they take when exported — in ~0.05 s, not export's
-    seconds."""
-    import torch
-
-    original = torch.compiler.is_compiling
-    torch.compiler.is_compiling = lambda: True
-    try:
-        yield
-    finally:
-        torch.compiler.is_compiling = original
 
 
 def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[str, ...] = METHODS) -> LayerGraph:

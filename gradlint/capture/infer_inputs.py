@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from .inputs import DEFAULT_BATCH, DEFAULT_SEQUENCE, InputPlan, TensorSpec
+from .example import DEFAULT_BATCH, DEFAULT_SEQUENCE, InputPlan, TensorSpec
 
 # Image sides worth trying after the default and the solved one: CIFAR's 32, MNIST's 28, Atari's 84,
 # Inception's 299, and a few more.
@@ -29,6 +29,9 @@ SIDES = (32, 28, 64, 84, 96, 128, 256, 299, 512)
 # Names of a forward's extra inputs that are a diffusion time step (one number per sample).
 TIME_INPUTS = re.compile(r"^(t|ts|time|times|timestep|timesteps|time_step|step|steps|noise_level|sigma|sigmas)$")
 MAX_PROBES = 24
+# Errors no other input shape would change: code that needs real values (``.item()``, ``float(x)``
+# on meta tensors) or an op the meta device lacks. Any other error is worth another guess.
+_NOT_THE_INPUT = re.compile(r"meta|item\(\)|data.dependent|NotImplementedError|Cannot copy out", re.IGNORECASE)
 
 
 @dataclass
@@ -74,7 +77,7 @@ def traced_first(model: Any) -> tuple[tuple[str, Any], list[Any], int] | None:
 
     import torch.fx as fx
 
-    from . import quiet_torch
+    from .contexts import quiet_torch
     from .kinds import classify_module
 
     class OrderTracer(fx.Tracer):
@@ -118,7 +121,7 @@ def _probing(model: Any) -> Iterator[None]:
     import torch
 
     from ..load.importer import user_stdout_to_stderr
-    from . import quiet_torch, values_unknown_like_a_compiler
+    from .contexts import quiet_torch, values_unknown_like_a_compiler
 
     meta = _device_of(model) == "meta"
     training = {m: m.training for m in model.modules()}
@@ -140,7 +143,7 @@ def probe(model: Any, plan: InputPlan, stop_at_linear: bool = False) -> Probe:
 
     from ..ir.errors import one_line
     from ..load.limits import PASS_THROUGH
-    from .inputs import forward_kwargs
+    from .example import forward_kwargs
     from .tensors import tensors_in
 
     result = Probe()
@@ -206,17 +209,47 @@ def infer_plan(model: Any, batch: int = DEFAULT_BATCH, side: int | None = None) 
     if primary is None or side is not None:
         return primary
     first_try = probe(model, primary)
-    if first_try.ok:
-        return primary
+    if first_try.ok or _NOT_THE_INPUT.search(first_try.error):
+        return primary  # it runs, or fails for a reason no other input shape would change
     if traced is None and (first_try.before or (first_try.first_weight is not None
                                                  and first_try.first_weight[1] is not first[1])):
         # fx could not say which weight layer comes first: the first guess's forward did
         seen = first_try.first_weight or first
         plans = _chain(candidates(model, seen, first_try.before, slot, inputs, batch, side), plans)
+    rank = unpacked_rank(first_try.error) if first_try.first_weight is None else None
+    if rank is not None:
+        # ``b, c, t = x.shape`` before any layer: the forward says how many dimensions it wants
+        plans = _chain(other_rank(primary, rank, slot), plans)
     for plan in itertools.islice(plans, MAX_PROBES):
         if plan != primary and probe(model, plan).ok:
             return plan
     return primary
+
+
+_UNPACK = re.compile(r"(?:too many|not enough) values to unpack \(expected (\d+)")
+
+
+def unpacked_rank(error: str) -> int | None:
+    """The number of dimensions ``b, c, t = x.shape`` asked for, from its error message."""
+    m = _UNPACK.search(error or "")
+    return int(m.group(1)) if m else None
+
+
+def other_rank(plan: InputPlan, rank: int, slot: int) -> Iterator[InputPlan]:
+    """``plan`` with its main input given ``rank`` dimensions: an image becomes a signal
+    ``(batch, channels, length)`` for a few lengths, features gain a sequence axis."""
+    spec = plan.args[min(slot, len(plan.args) - 1)]
+    shape = spec.shape
+    if rank < 2 or rank == len(shape):
+        return
+    if rank < len(shape):
+        options = [shape[: rank - 1] + (n,) for n in (128, 1024, 8192, 16000)]
+    else:
+        options = [shape[:1] + (DEFAULT_SEQUENCE,) * (rank - len(shape)) + shape[1:]]
+    for new in options:
+        changed = TensorSpec(new, spec.dtype, spec.high)
+        args = tuple(changed if a == spec else a for a in plan.args)
+        yield InputPlan(args, plan.source + f", {rank}-d as the forward unpacks it")
 
 
 def _chain(*iterators: Iterator[InputPlan]) -> Iterator[InputPlan]:
@@ -230,13 +263,19 @@ def candidates(model: Any, first: tuple[str, Any], before: list[Any], slot: int,
     input that feeds it, with the other required inputs filled in."""
     name, module = first
     src = f"inferred from {name} ({type(module).__name__})"
+    pairs = 1 + sum(1 for i, n in enumerate(inputs) if i != slot and not TIME_INPUTS.match(n.lower()))
     for spec, where in first_inputs(model, module, before, batch, side):
         label = src + (f", {where}" if where else "")
         side_of = spec.shape[-1] if len(spec.shape) == 4 else None
-        for others in _other_inputs(inputs, slot, spec, batch):
-            args = list(others)
-            args.insert(min(slot, len(args)), spec)
-            yield InputPlan(tuple(args), label, side_of)
+        variants = [spec]
+        if pairs > 1 and len(spec.shape) >= 3 and spec.shape[1] % pairs == 0:
+            # forward(img_a, img_b) concatenating its inputs' channels before the first conv
+            variants.append(TensorSpec((spec.shape[0], spec.shape[1] // pairs, *spec.shape[2:]), spec.dtype, spec.high))
+        for variant in variants:
+            for others in _other_inputs(inputs, slot, variant, batch):
+                args = list(others)
+                args.insert(min(slot, len(args)), variant)
+                yield InputPlan(tuple(args), label, side_of)
 
 
 def _other_inputs(inputs: list[str], slot: int, spec: TensorSpec, batch: int) -> Iterator[list[TensorSpec]]:

@@ -128,10 +128,32 @@ def has_weights(model: Any) -> bool:
     return any(p.dim() >= 2 for p in model.parameters())
 
 
+class _ImportingNames(dict):
+    """Names a target expression uses that the file does not define are imported as modules:
+    ``json.load(...)`` works in a file that never imports json, ``env.AttrDict`` reads a sibling
+    ``env.py``. (Looked up before the file's globals, so it defers to them first.)"""
+
+    def __init__(self, module: types.ModuleType) -> None:
+        super().__init__()
+        self.module = module
+
+    def __missing__(self, name: str) -> Any:
+        import builtins
+        import importlib
+
+        if name in vars(self.module) or hasattr(builtins, name):
+            raise KeyError(name)
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            raise KeyError(name) from None
+
+
 def evaluate(expr: str, module: types.ModuleType) -> Any:
     """A target's expression, evaluated in the file's namespace. A class or a function it names
     is called with no arguments; anything else is the model as it is."""
-    value = eval(compile(expr, f"<target {expr}>", "eval"), vars(module))  # noqa: S307 - the user's own target
+    code = compile(expr, f"<target {expr}>", "eval")
+    value = eval(code, vars(module), _ImportingNames(module))  # noqa: S307 - the user's own target
     if isinstance(value, type) or inspect.isfunction(value):
         value = value()
     return value
@@ -214,8 +236,8 @@ def _named_candidate(target: Target, module: types.ModuleType, import_sites: Any
             site = import_sites.get(obj) if import_sites is not None else None
             return Candidate(target, lambda: obj, site or definition_location(type(obj)), prebuilt=obj)
         if not callable(obj):
-            return StageError("import", f"{target.expr!r} is a {type(obj).__name__}, not an nn.Module class, "
-                                        "a factory or a model", definition_location(obj) or where)
+            return StageError("import", f"{target.expr!r} is a {type(obj).__name__}, not an nn.Module class or a "
+                                        "factory (nor a model)", definition_location(obj) or where)
         return Candidate(target, obj, definition_location(obj))
     head = resolve(module, target.name or "")
     location = definition_location(head) if head is not None and not isinstance(head, nn.Module) else None
