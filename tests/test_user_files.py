@@ -128,6 +128,35 @@ def test_a_module_level_instance_is_analysed_as_it_is():
     assert list(found) == ["model"] and len(found["model"].layers) == 3  # not the loss
 
 
+WRAPPER = """
+import torch.nn as nn
+
+
+class Algorithm:
+    '''Like stable-baselines3's PPO: not a module, but it holds the policy network.'''
+    def __init__(self, hidden=16):
+        self.policy = nn.Sequential(nn.Linear(4, hidden), nn.Tanh(), nn.Linear(hidden, 2))
+        self.gamma = 0.99
+"""
+
+
+def test_the_model_a_module_level_wrapper_holds_is_analysed(write):
+    path = write("algo.py", WRAPPER + "\n\nalgo = Algorithm()\n")
+    found = analyzed(analyze_path(path))
+    assert list(found) == ["algo.policy"] and len(found["algo.policy"].layers) == 2
+
+
+def test_a_file_that_builds_nothing_it_can_find_is_gl002_naming_what_it_has(write, tmp_path):
+    write("algo.py", WRAPPER + "\n\ndef build():\n    return Algorithm().policy\n")
+    code, out, err = cli("algo.py", "--format", "json", cwd=tmp_path)
+    [m] = json.loads(out)["models"]
+    assert code == 1 and m["status"] == "not-built" and m["target"] == "algo.py"
+    [f] = m["findings"]
+    assert f["code"] == "GL002" and "build() may return one" in f["message"] and "gradlint algo.py::build" in f["message"]
+    code, out, _ = cli("algo.py::build", "--format", "json", cwd=tmp_path)  # ... and that target works
+    assert json.loads(out)["models"][0]["status"] == "analyzed"
+
+
 def test_a_literal_call_in_the_file_builds_the_class():
     found = analyzed(analyze_path(FILES / "literal_call.py"))
     assert list(found) == ['VGG("VGG-tiny")'] and len(found['VGG("VGG-tiny")'].layers) == 4
@@ -229,6 +258,31 @@ def test_einops_patches_make_an_image_input():
     m = found["ViT"]
     assert m.graph.inputs[0].out_shape == (8, 3, 32, 32)  # the grid the position table was made for
     assert "Rearrange" in m.input_source and m.summary.verdict == "healthy"
+
+
+def test_a_functional_rearrange_makes_an_image_input_too(write):
+    path = write("patches.py", """
+        import torch
+        import torch.nn as nn
+        from einops import rearrange
+
+
+        class PatchMLP(nn.Module):
+            def __init__(self, patch=4, dim=24):
+                super().__init__()
+                self.patch = patch
+                self.embed = nn.Linear(3 * patch * patch, dim)
+                self.pos = nn.Parameter(torch.zeros(1, 36, dim))
+                self.head = nn.Linear(dim, 5)
+
+            def forward(self, img):
+                p = self.patch
+                x = rearrange(img, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
+                b, n, _ = x.shape
+                return self.head((self.embed(x) + self.pos[:, :n]).mean(1))
+        """)
+    found = analyzed(analyze_path(path))
+    assert found["PatchMLP"].graph.inputs[0].out_shape == (8, 3, 24, 24)  # 6 x 6 patches, as the table
 
 
 @pytest.mark.parametrize("limit", [10 ** 9, 10_000])

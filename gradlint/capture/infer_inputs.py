@@ -50,9 +50,16 @@ class _Stop(BaseException):
 
 
 def _weight_kind(module: Any) -> bool:
+    """A weight layer, for deciding inputs: subclasses of the torch layers count even when they hold
+    children (efficientnet-pytorch's ``Conv2dStaticSamePadding`` pads with a submodule)."""
+    import torch.nn as nn
+
     from ..ir import graph as g
     from .kinds import classify_module
 
+    if isinstance(module, (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.Embedding, nn.EmbeddingBag,
+                           nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)):
+        return True
     c = classify_module(module)
     return c is not None and c.kind in g.WEIGHT_KINDS
 
@@ -82,7 +89,7 @@ def traced_first(model: Any) -> tuple[tuple[str, Any], list[Any], int] | None:
 
     class OrderTracer(fx.Tracer):
         def is_leaf_module(self, m: Any, qualified_name: str) -> bool:
-            return classify_module(m) is not None or next(iter(m.children()), None) is None
+            return _weight_kind(m) or classify_module(m) is not None or next(iter(m.children()), None) is None
 
     try:
         sig = inspect.signature(model.forward)
@@ -166,7 +173,7 @@ def probe(model: Any, plan: InputPlan, stop_at_linear: bool = False) -> Probe:
     example = plan.make(_device_of(model))
     handle = register_module_forward_pre_hook(pre_hook)
     try:
-        with _probing(model):
+        with _probing(model), _einops_calls(result):
             model(*example.args, **forward_kwargs(model, example))
         result.ok = True
     except _Stop:
@@ -178,6 +185,31 @@ def probe(model: Any, plan: InputPlan, stop_at_linear: bool = False) -> Probe:
     finally:
         handle.remove()
     return result
+
+
+@contextlib.contextmanager
+def _einops_calls(result: Probe) -> Iterator[None]:
+    """Functional ``einops.rearrange(x, pattern, p1=...)`` calls before the first weight layer, kept
+    in ``result.before`` like a ``Rearrange`` module (einops routes them through ``einops.einops.reduce``)."""
+    import sys
+    import types
+
+    einops = sys.modules.get("einops.einops")
+    original = getattr(einops, "reduce", None)
+    if original is None:
+        yield
+        return
+
+    def recording(tensor: Any, pattern: str, reduction: Any, **axes_lengths: Any) -> Any:
+        if result.first_weight is None and isinstance(pattern, str) and reduction == "rearrange":
+            result.before.append(types.SimpleNamespace(pattern=pattern, axes_lengths=axes_lengths))
+        return original(tensor, pattern, reduction, **axes_lengths)
+
+    einops.reduce = recording
+    try:
+        yield
+    finally:
+        einops.reduce = original
 
 
 def required_inputs(model: Any) -> list[str]:

@@ -59,18 +59,21 @@ class Candidate:
 
 @dataclass
 class Unbuilt:
-    """A model class of the file that nothing built: GL002 names it and the target to write."""
+    """A model class of the file that nothing built: GL002 names it and the target to write. With
+    ``cls`` None, the whole file: it looks like model code, yet nothing in it could be built."""
 
-    cls: type
+    cls: type | None
     location: Location | None
     needs: list[str]  # required constructor parameters
     tried: str | None = None  # the expression discovery tried, when one failed ("GPT(GPTConfig())")
     error: str | None = None  # ... and why it failed
     examples: list[str] = field(default_factory=list)  # "train.py:57: Generator(h)": how the repository calls it
+    leads: list[str] = field(default_factory=list)  # the file: expressions that may give a model ("build")
+    seen: list[str] = field(default_factory=list)  # the file: what it builds at import ("clf (TabNetClassifier)")
 
     @property
     def name(self) -> str:
-        return self.cls.__name__
+        return self.cls.__name__ if self.cls is not None else "?"
 
 
 @dataclass
@@ -79,6 +82,7 @@ class LoadedFile:
     module: types.ModuleType | None = None
     candidates: list[Candidate] = field(default_factory=list)
     unbuilt: list[Unbuilt] = field(default_factory=list)  # discovery: model classes nothing could build
+    nothing: Unbuilt | None = None  # discovery found nothing in a file that looks like model code
     example_inputs: Callable[[], Any] | None = None
     loss: Callable[..., Any] | None = None
     project_files: list[str] = field(default_factory=list)  # user files the import pulled in
@@ -235,6 +239,15 @@ def _named_candidate(target: Target, module: types.ModuleType, import_sites: Any
         if isinstance(obj, nn.Module):
             site = import_sites.get(obj) if import_sites is not None else None
             return Candidate(target, lambda: obj, site or definition_location(type(obj)), prebuilt=obj)
+        held = held_models(obj)
+        if len(held) == 1:  # ``model = PPO(...)``: its policy network
+            attr, inner = held[0]
+            site = import_sites.get(inner) if import_sites is not None else None
+            return Candidate(target, lambda: inner, site or definition_location(type(inner)), prebuilt=inner)
+        if held:
+            names = ", ".join(f"{target.path}::{target.expr}.{a}" for a, _ in held)
+            return StageError("import", f"{target.expr!r} is a {type(obj).__name__} holding several models",
+                              where, f"name one: {names}")
         if not callable(obj):
             return StageError("import", f"{target.expr!r} is a {type(obj).__name__}, not an nn.Module class or a "
                                         "factory (nor a model)", definition_location(obj) or where)
@@ -243,6 +256,23 @@ def _named_candidate(target: Target, module: types.ModuleType, import_sites: Any
     location = definition_location(head) if head is not None and not isinstance(head, nn.Module) else None
     expr = target.expr
     return Candidate(target, lambda: evaluate(expr, module), location or where)
+
+
+def held_models(obj: Any) -> list[tuple[str, Any]]:
+    """The ``nn.Module`` attributes (with weights) of a plain object that wraps a model: an RL
+    algorithm's ``policy``, a scikit-learn-style estimator's ``network``. Classes, functions and
+    modules hold none."""
+    import torch.nn as nn
+
+    if obj is None or isinstance(obj, (type, types.ModuleType, types.FunctionType, nn.Module, str, bytes,
+                                       int, float, list, tuple, dict, set)):
+        return []
+    try:
+        attrs = vars(obj)
+    except TypeError:
+        return []
+    return [(k, v) for k, v in attrs.items()
+            if not k.startswith("_") and isinstance(v, nn.Module) and has_weights(v)]
 
 
 def _model_names(module: types.ModuleType) -> list[str]:
@@ -290,6 +320,27 @@ class Discovery:
         self.out.candidates.sort(key=lambda c: (c.location.line if c.location else 0, c.name))
         self.out.unbuilt = [u for u in (self.unbuilt(name, cls) for name, cls in self.classes.items()
                                         if cls not in self.covered and name not in configured_names) if u]
+        if not self.out.candidates and not self.out.unbuilt:
+            self.out.nothing = self.nothing_found()
+
+    def nothing_found(self) -> Unbuilt | None:
+        """The whole file as one GL002 when it builds something at import, or defines a function
+        without parameters that returns something, but no model was found: name what it has.
+        Files with neither (helpers, weightless activations, plain utilities) stay quiet."""
+        import torch.nn as nn
+
+        seen = []
+        for name in sorted(self.scan.module_names):
+            obj = vars(self.module).get(name)
+            if obj is None or isinstance(obj, (type, types.ModuleType, types.FunctionType, str, bytes, int, float,
+                                               bool, list, tuple, dict, set, nn.Module)) or callable(obj):
+                continue
+            seen.append(f"{name} ({type(obj).__name__}, holding no nn.Module)")
+        leads = [f for f in sorted(self.scan.returning)
+                 if inspect.isfunction(vars(self.module).get(f)) and _callable_without_arguments(vars(self.module)[f])]
+        if not (seen or leads):
+            return None
+        return Unbuilt(None, Location(display_path(self.path), 1, 1), [], leads=leads, seen=seen[:5])
 
     # -- 2. factories --------------------------------------------------------------------------
     def factories(self) -> None:
@@ -323,6 +374,10 @@ class Discovery:
         obj = resolve(self.module, callee)
         if isinstance(obj, type):
             return obj if issubclass(obj, nn.Module) else None
+        owner = getattr(obj, "__self__", None)
+        if inspect.ismethod(obj) and isinstance(owner, type) and issubclass(owner, nn.Module):
+            # a classmethod constructor (EfficientNet.from_name); never one that loads weights
+            return None if "pretrained" in obj.__name__ or "load" in obj.__name__ else owner
         if inspect.isfunction(obj) or inspect.ismethod(obj):
             try:
                 ret = inspect.signature(obj, eval_str=True).return_annotation
@@ -334,19 +389,28 @@ class Discovery:
 
     # -- 3. instances --------------------------------------------------------------------------
     def instances(self) -> None:
-        """Models the import built at module level (``model = Net(...)``), taken as they are."""
+        """Models the import built at module level (``model = Net(...)``), taken as they are; and the
+        model a module-level wrapper object holds (stable-baselines3's ``model = PPO(...)`` holds
+        ``model.policy``)."""
         import torch.nn as nn
 
         seen: set[int] = set()
         for name in sorted(self.scan.module_names):
             obj = vars(self.module).get(name)
-            if not isinstance(obj, nn.Module) or id(obj) in seen or not has_weights(obj):
+            expr = name
+            if not isinstance(obj, nn.Module):
+                held = held_models(obj)
+                if len(held) != 1:
+                    continue
+                attr, obj = held[0]
+                expr = f"{name}.{attr}"
+            if id(obj) in seen or not has_weights(obj):
                 continue
             seen.add(id(obj))
             if type(obj) in self.covered:
                 continue  # the class itself, or a factory of it, is analysed
             self.covered.add(type(obj))
-            self.out.candidates.append(Candidate(Target(self.path, name), lambda o=obj: o,
+            self.out.candidates.append(Candidate(Target(self.path, expr), lambda o=obj: o,
                                                  self.instance_location(obj), prebuilt=obj))
 
     def instance_location(self, obj: Any) -> Location | None:

@@ -33,6 +33,7 @@ class FileScan:
     # module-level function -> the callees its return values come from; absent when a return
     # gives something else (a tuple, a name not assigned from a call, nothing)
     returns: dict[str, list[str]] = field(default_factory=dict)
+    returning: set[str] = field(default_factory=set)  # module-level functions returning something object-like
     calls: list[Call] = field(default_factory=list)  # every call with literal arguments, in order
     class_uses: dict[str, set[str]] = field(default_factory=dict)  # class -> names its body mentions
     class_calls: dict[str, set[str]] = field(default_factory=dict)  # class -> callees its body calls
@@ -160,6 +161,8 @@ def scan_source(text: str) -> FileScan:
             assigned: dict[str, list[str]] = {}
             returns: list = []
             _collect(fn.body, assigned, returns)
+            if any(isinstance(v, (cst.Call, cst.Attribute, cst.Name, cst.Subscript)) for v in returns):
+                out.returning.add(fn.name.value)  # not a literal, a comparison or a string
             callees: list[str] = []
             for value in returns:
                 found = _callees_of(value, assigned)

@@ -111,8 +111,12 @@ def unbuilt_report(unbuilt: Any, target: Target, session: Session) -> ModelRepor
     finding = all_rules()["GL002"]().from_unbuilt(unbuilt, target.path)
     if finding.location is None:
         finding.location = Location(_display(target.path), 1, 1)
-    why = unbuilt.error or f"the constructor needs {', '.join(unbuilt.needs) or 'arguments'}"
-    m = ModelReport(target=f"{target.path}::{unbuilt.name}", status="not-built",
+    if unbuilt.cls is None:
+        why = "no model found in the file"
+    else:
+        why = unbuilt.error or f"the constructor needs {', '.join(unbuilt.needs) or 'arguments'}"
+    m = ModelReport(target=f"{target.path}::{unbuilt.name}" if unbuilt.cls is not None else target.path,
+                    status="not-built",
                     error={"stage": "build", "message": why}, path=target.path)
     m.findings = filter_findings([finding], m, session) if "GL002" in session.enabled else []
     return m
@@ -193,7 +197,9 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any
     for u in unbuilt:
         out.reports.append(unbuilt_report(u, target, session))
     if not built and not out.reports:
-        if explicit:
+        if explicit and loaded.nothing is not None:  # model code, yet nothing to build: never a silent pass
+            out.reports.append(unbuilt_report(loaded.nothing, target, session))
+        elif explicit:
             out.messages.append(f"{target.path}: no models found (define an nn.Module subclass whose constructor "
                                 f"needs no arguments, or name one: {target.path}::Net(depth=4))")
         return out

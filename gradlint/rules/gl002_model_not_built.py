@@ -106,6 +106,8 @@ class ModelNotBuilt(Rule):
     def from_unbuilt(self, unbuilt: Any, path: str) -> Finding:
         """The finding for one class nothing built (``load.discover.Unbuilt``); ``path`` is the file
         as the user named it."""
+        if unbuilt.cls is None:
+            return self._nothing(unbuilt, path)
         name = unbuilt.name
         target = suggested_target(unbuilt, path)
         if unbuilt.tried:
@@ -120,6 +122,22 @@ class ModelNotBuilt(Rule):
             msg += f" (the repository builds it at {unbuilt.examples[0]})"
         fix = (f"add it under [tool.gradlint] models: {target!r}, with real arguments (any expression of the file "
                f"works, e.g. a config object); or give {name}'s parameters defaults")
+        return self.finding(msg, unbuilt.location, fix=fix)
+
+
+    def _nothing(self, unbuilt: Any, path: str) -> Finding:
+        """A file that looks like model code (it builds objects at import, or has functions that
+        return something) in which no model was found."""
+        parts = []
+        if unbuilt.seen:
+            parts.append(f"it builds {', '.join(unbuilt.seen)} at import")
+        if unbuilt.leads:
+            parts.append(f"{', '.join(f + '()' for f in unbuilt.leads)} may return one")
+        lead = unbuilt.leads[0] if unbuilt.leads else "EXPRESSION"
+        msg = (f"no model analysed in {path}: no nn.Module class, factory or module-level model was found "
+               f"({'; '.join(parts)}); name the expression that gives the model: {command(f'{path}::{lead}')}")
+        fix = ("name a target whose expression gives the nn.Module (file.py::build, 'file.py::Net(...)', "
+               "file.py::model.network), or add it under [tool.gradlint] models")
         return self.finding(msg, unbuilt.location, fix=fix)
 
 
