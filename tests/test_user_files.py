@@ -157,6 +157,36 @@ def test_a_file_that_builds_nothing_it_can_find_is_gl002_naming_what_it_has(writ
     assert json.loads(out)["models"][0]["status"] == "analyzed"
 
 
+def test_a_factory_returning_the_network_inside_a_wrapper_wins_over_the_wrapper(write):
+    write("detectors.py", """
+        import torch.nn as nn
+
+
+        class Detector(nn.Module):
+            # like ultralytics' YOLO: a module whose train() starts a training run
+            def __init__(self):
+                super().__init__()
+                self.model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 1))
+
+            def train(self, mode=True):
+                raise RuntimeError("would download a dataset and train")
+
+            def forward(self, source):
+                raise RuntimeError("predicts on image files")
+        """)
+    path = write("yolo_style.py", """
+        from detectors import Detector
+
+        yolo = Detector()
+
+
+        def build():
+            return yolo.model
+        """)
+    found = analyzed(analyze_path(path))
+    assert list(found) == ["build"] and len(found["build"].layers) == 2
+
+
 def test_a_literal_call_in_the_file_builds_the_class():
     found = analyzed(analyze_path(FILES / "literal_call.py"))
     assert list(found) == ['VGG("VGG-tiny")'] and len(found['VGG("VGG-tiny")'].layers) == 4

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..ir.errors import StageError, one_line, user_frame_of
 from ..ir.graph import LayerGraph
+from ..load.build import set_training
 from ..load.limits import PASS_THROUGH
 from .contexts import quiet_torch, values_unknown_like_a_compiler  # noqa: F401 - re-exported
 
@@ -87,7 +88,7 @@ def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[s
         kwargs = forward_kwargs(model, ex)
         try:
             with torch.device(device), user_stdout_to_stderr(), quiet_torch():
-                model.train()
+                set_training(model)
                 graph = _run(method, model, built.sites, ex.args, kwargs)
         except PASS_THROUGH:
             raise

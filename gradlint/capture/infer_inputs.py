@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from ..load.build import set_training
 from .example import DEFAULT_BATCH, DEFAULT_SEQUENCE, InputPlan, TensorSpec
 
 # Image sides worth trying after the default and the solved one: CIFAR's 32, MNIST's 28, Atari's 84,
@@ -133,7 +134,7 @@ def _probing(model: Any) -> Iterator[None]:
     meta = _device_of(model) == "meta"
     training = {m: m.training for m in model.modules()}
     if not meta:
-        model.eval()
+        set_training(model, False)
     try:
         with torch.no_grad(), quiet_torch(), user_stdout_to_stderr(), \
                 (values_unknown_like_a_compiler() if meta else contextlib.nullcontext()):

@@ -16,6 +16,14 @@ from .importer import running_as_script, search_path, user_stdout_to_stderr
 from .limits import PASS_THROUGH
 
 
+def set_training(model: Any, mode: bool = True) -> Any:
+    """``nn.Module.train(model, mode)``: a model's own ``train()`` may mean something else
+    (ultralytics' ``YOLO.train()`` starts a training run and downloads a dataset)."""
+    import torch.nn as nn
+
+    return nn.Module.train(model, mode)
+
+
 def call_factory(candidate: Candidate) -> Any:
     return candidate.factory()
 
@@ -111,7 +119,7 @@ def meta_twin(model: Any) -> Any | None:
         twin = copy.deepcopy(model, memo)
     except Exception:  # noqa: BLE001 - a module holding something that cannot be copied
         return None
-    twin.train(model.training)
+    set_training(twin, model.training)
     return twin
 
 
@@ -171,7 +179,7 @@ def build_model(candidate: Candidate, materialize_limit: int, need_weights: bool
         except BaseException as e:  # noqa: BLE001 - user code may raise anything
             raise failed(e) from None
         else:
-            model.train()
+            set_training(model)
             meta = meta_twin(model) if twin else None
             if twin and meta is None:
                 notes.append("the model could not be copied to the meta device; captured on the CPU")
@@ -194,9 +202,9 @@ def build_model(candidate: Candidate, materialize_limit: int, need_weights: bool
             raise
         except BaseException as e2:  # noqa: BLE001
             raise failed(e2) from None
-        model.train()
+        set_training(model)
         return BuiltModel(candidate, model, None, True, sites, count_parameters(model), notes, *init)
-    meta_model.train()
+    set_training(meta_model)
     n_params = count_parameters(meta_model)
     if need_weights and n_params <= materialize_limit:
         # Temporaries, not parameters, went over the guard: the model itself fits.
@@ -206,7 +214,7 @@ def build_model(candidate: Candidate, materialize_limit: int, need_weights: bool
             raise
         except BaseException as e:  # noqa: BLE001
             raise failed(e) from None
-        model.train()
+        set_training(model)
         return BuiltModel(candidate, model, meta_model, True, sites, count_parameters(model), notes, *init)
     if need_weights:
         notes.append(
@@ -223,7 +231,7 @@ def _take_prebuilt(candidate: Candidate, twin: bool) -> BuiltModel:
     named = {name: sites.get(m) for name, m in model.named_modules()}
     named[""] = candidate.location
     on_meta = any(p.device.type == "meta" for p in model.parameters())
-    model.train()
+    set_training(model)
     meta = model if on_meta else (meta_twin(model) if twin else None)
     notes = ["built by the file at import (a module-level instance), analysed as it is"]
     return BuiltModel(candidate, model, meta, not on_meta, {k: v for k, v in named.items() if v is not None},

@@ -294,6 +294,7 @@ class Discovery:
         self.classes = {n: o for n, o in vars(module).items() if _is_model_class(o, module) and n == o.__name__}
         self.covered: set[type] = set()  # classes some candidate builds
         self.factory_names: set[str] = set()
+        self.wrappers: set[str] = set()  # module-level objects a factory returns a part of (``yolo``)
 
     def add(self, expr: str, factory: Callable[[], Any], obj: Any, **kw: Any) -> None:
         self.out.candidates.append(Candidate(Target(self.path, expr), factory, definition_location(obj), **kw))
@@ -360,6 +361,17 @@ class Discovery:
                     found[name] = fn
                     changed = True
                     self.covered.update(m for m in makes if isinstance(m, type))
+        import torch.nn as nn
+
+        for name, held in self.scan.returns_held.items():
+            fn = vars(self.module).get(name)
+            if name in found or not inspect.isfunction(fn) or not _callable_without_arguments(fn):
+                continue
+            objects = [resolve(self.module, h) for h in held]  # attribute lookups, nothing called
+            if all(isinstance(o, nn.Module) and has_weights(o) for o in objects):
+                found[name] = fn
+                self.wrappers.update(h.split(".")[0] for h in held)
+                self.covered.update(type(o) for o in objects)
         for name, fn in found.items():
             self.add(name, fn, fn)
         self.factory_names = set(found)
@@ -398,6 +410,8 @@ class Discovery:
         for name in sorted(self.scan.module_names):
             obj = vars(self.module).get(name)
             expr = name
+            if name in self.wrappers:
+                continue  # a factory returns the model inside it
             if not isinstance(obj, nn.Module):
                 held = held_models(obj)
                 if len(held) != 1:

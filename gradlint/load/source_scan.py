@@ -33,6 +33,8 @@ class FileScan:
     # module-level function -> the callees its return values come from; absent when a return
     # gives something else (a tuple, a name not assigned from a call, nothing)
     returns: dict[str, list[str]] = field(default_factory=dict)
+    # module-level function -> attributes of module-level objects it returns (``return yolo.model``)
+    returns_held: dict[str, list[str]] = field(default_factory=dict)
     returning: set[str] = field(default_factory=set)  # module-level functions returning something object-like
     calls: list[Call] = field(default_factory=list)  # every call with literal arguments, in order
     class_uses: dict[str, set[str]] = field(default_factory=dict)  # class -> names its body mentions
@@ -163,6 +165,10 @@ def scan_source(text: str) -> FileScan:
             _collect(fn.body, assigned, returns)
             if any(isinstance(v, (cst.Call, cst.Attribute, cst.Name, cst.Subscript)) for v in returns):
                 out.returning.add(fn.name.value)  # not a literal, a comparison or a string
+            held = [dotted(v) for v in returns]
+            if returns and all(h and h.split(".")[0] not in assigned and "." in h for h in held):
+                out.returns_held[fn.name.value] = list(dict.fromkeys(held))  # ``return yolo.model``
+                return
             callees: list[str] = []
             for value in returns:
                 found = _callees_of(value, assigned)

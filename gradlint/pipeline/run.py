@@ -145,7 +145,7 @@ def _display(path: str) -> str:
 def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any:
     """Everything about one file: import it, build each model, analyse each. Returns a FileResult."""
     from ..load.build import build_model
-    from ..load.discover import has_weights, load_file
+    from ..load.discover import load_file
     from ..load.limits import TimeLimitExceeded, time_limit
     from .cache import FileResult
 
@@ -191,8 +191,9 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any
         built.append((b, time.perf_counter() - t1))
     if loaded.discovered:
         built = _drop_components(built)
-        # weightless helpers (an activation class) are not models: skipped without a word
-        built = [(b, t) for b, t in built if has_weights(b.model)]
+        # helpers without parameters (an activation class) are not models: skipped without a word
+        # (one that owns parameters but no weight layer is GL003's)
+        built = [(b, t) for b, t in built if b.parameters > 0]
         unbuilt = [u for u in unbuilt if not _built_inside(u.cls, built)]
     for u in unbuilt:
         out.reports.append(unbuilt_report(u, target, session))
