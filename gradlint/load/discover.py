@@ -4,9 +4,11 @@ In a file (no ``::``), in this order (README, "Discovery"):
 
 1. ``nn.Module`` classes defined in the file whose constructor needs no arguments;
 2. module-level functions without required parameters whose return value is a model: a call of
-   an ``nn.Module`` class, of another such function, or of a function declared to return a
-   module (read statically with libcst: no unknown function is called to find out);
-3. module-level model instances (``model = Net(...)`` at import), taken as they are;
+   an ``nn.Module`` class, of another such function, of a classmethod constructor of one, or of a
+   function declared to return a module, or a module-level object's network (``return
+   yolo.model``) (read statically with libcst: no unknown function is called to find out);
+3. module-level model instances (``model = Net(...)`` at import), taken as they are, and the
+   network a module-level wrapper object holds (``model = PPO(...)``: ``model.policy``);
 4. classes whose required constructor arguments are config objects that build with no arguments
    (``GPT(GPTConfig())``, matched by annotation or by a ``config``-like parameter name);
 5. classes the file itself calls with literal arguments (``VGG('VGG11')`` in a ``test()``);
@@ -31,7 +33,7 @@ from ..ir.errors import StageError, missing_module, stage_error
 from ..ir.source import Location, display_path
 from .importer import import_user_file, user_stdout_to_stderr
 from .limits import PASS_THROUGH
-from .targets import SKIP_DIRS, Target
+from .targets import Target
 
 # Parameter names that hold a configuration object when nothing else says so.
 CONFIG_PARAMETERS = frozenset({"config", "cfg", "conf", "configs", "hparams", "hp", "hps", "params", "opt", "opts",
@@ -502,6 +504,8 @@ class Discovery:
         users += [f for f, names in self.scan.function_uses.items() if f in self.factory_names and name in names]
         if users or not self.may_have_weights(name, cls):
             return None
+        from .repository_calls import call_examples
+
         return Unbuilt(cls, definition_location(cls), required_parameters(cls) or [],
                        examples=call_examples(self.path, name, self.module.__name__))
 
@@ -537,51 +541,3 @@ _WEIGHTLESS_TORCH_MODULES = tuple(f"torch.nn.modules.{m}" for m in (
     "activation", "dropout", "pooling", "flatten", "padding", "pixelshuffle", "upsampling", "channelshuffle",
     "distance", "loss", "container", "fold"))
 # containers hold what the class body constructs, which is checked on its own
-
-
-def call_examples(path: str, name: str, module_name: str | None = None, limit: int = 3,
-                  max_files: int = 300) -> list[str]:
-    """How the repository calls the class ``name`` defined in ``path``: ``train.py:57: Generator(h)``,
-    the file itself first, then its folder, then the rest of the repository (at most ``max_files``
-    files read). Another file counts only when it imports the defining module (``module_name``,
-    else the file's stem), so ``torch.Generator()`` is not taken for the user's ``Generator``."""
-    import re
-
-    from .importer import repository_root
-    from .source_scan import find_calls
-
-    file = Path(path).resolve()
-    stem = (module_name or file.stem).split(".")[-1]
-    imports = re.compile(rf"^\s*(from|import)\s+[\w.]*\b{re.escape(stem)}\b", re.MULTILINE)
-    root = repository_root(file) or file.parent
-    files = [file] + sorted(p for p in file.parent.glob("*.py") if p != file)
-    seen = set(files)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
-        for f in sorted(filenames):
-            p = Path(dirpath, f)
-            if f.endswith(".py") and p not in seen:
-                files.append(p)
-                seen.add(p)
-        if len(files) >= max_files:
-            break
-    found: list[str] = []
-    for p in files[:max_files]:
-        if p != file:
-            try:
-                if not imports.search(p.read_text(encoding="utf-8", errors="replace")):
-                    continue
-            except OSError:
-                continue
-        for call in find_calls(p, name):
-            head = call.callee.rpartition(".")[0]
-            if head and head.split(".")[-1] != stem:
-                continue  # x.Generator(...) of some other module
-            if call.text.endswith("()"):
-                continue  # the call without arguments: discovery tried it
-            if p == file and call.literal:
-                continue  # discovery already tried it
-            found.append(f"{display_path(str(p))}:{call.line}: {call.text}")
-            if len(found) >= limit:
-                return found
-    return found

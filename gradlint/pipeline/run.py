@@ -124,7 +124,8 @@ def unbuilt_report(unbuilt: Any, target: Target, session: Session) -> ModelRepor
 
 def unbuilt_from_guess(candidate: Any, error: StageError) -> Any:
     """Discovery built ``candidate`` with arguments it guessed, and that failed."""
-    from ..load.discover import Unbuilt, call_examples, required_parameters
+    from ..load.discover import Unbuilt, required_parameters
+    from ..load.repository_calls import call_examples
 
     cls = candidate.builds
     return Unbuilt(cls, candidate.location, required_parameters(cls) or [], tried=candidate.target.expr,
