@@ -418,3 +418,16 @@ def test_a_model_over_materialize_limit_is_built_on_meta_and_its_init_recorded(w
     # the meta build read the law the init code left in fc2 (the default init would be 8x off)
     ratio = meta.summary.estimated_attenuation / cpu.summary.estimated_attenuation
     assert abs(math.log10(ratio)) < 0.1, (meta.summary.estimated_attenuation, cpu.summary.estimated_attenuation)
+
+
+def test_configured_targets_are_expressions_too(tmp_path):
+    import shutil
+
+    shutil.copy(FILES / "config_dataclass.py", tmp_path / "gpt.py")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.gradlint]\nmodels = ["gpt.py::GPT(GPTConfig(n_layer=1, vocab_size=50))"]\n')
+    code, out, err = cli("--format", "json", cwd=tmp_path)
+    [m] = json.loads(out)["models"]
+    assert m["status"] == "analyzed" and m["target"].endswith("gpt.py::GPT(GPTConfig(n_layer=1, vocab_size=50))"), err
+    code, out, err = cli("gpt.py", "--format", "json", cwd=tmp_path)  # the configured target replaces the guess
+    assert [m["target"] for m in json.loads(out)["models"]] == ["gpt.py::GPT(GPTConfig(n_layer=1, vocab_size=50))"]
