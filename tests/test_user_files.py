@@ -431,3 +431,19 @@ def test_configured_targets_are_expressions_too(tmp_path):
     assert m["status"] == "analyzed" and m["target"].endswith("gpt.py::GPT(GPTConfig(n_layer=1, vocab_size=50))"), err
     code, out, err = cli("gpt.py", "--format", "json", cwd=tmp_path)  # the configured target replaces the guess
     assert [m["target"] for m in json.loads(out)["models"]] == ["gpt.py::GPT(GPTConfig(n_layer=1, vocab_size=50))"]
+
+
+def test_a_script_failing_at_import_still_has_its_models_analysed():
+    report = analyze_path(FILES / "script_loads_data.py", select=["ALL"])
+    analysed = [m for m in report.models if m.status == "analyzed"]
+    assert [m.target.split("::")[1] for m in analysed] == ["Generator", "Discriminator"]
+    [failed] = [m for m in report.models if m.status == "failed"]
+    assert failed.error["stage"] == "import" and "FileNotFoundError" in failed.error["message"]
+    assert "models defined before that line are analysed" in failed.error["message"]
+    assert failed.findings[0].location.line == 30  # the torch.load line
+
+
+def test_a_recurrent_state_input_is_left_to_start_at_zero():
+    found = analyzed(analyze_path(FILES / "rnn_with_state.py"))
+    m = found["RNNModel"]
+    assert [ly.type for ly in m.layers] == ["Embedding", "LSTM", "Linear"] and m.summary.verdict == "healthy"

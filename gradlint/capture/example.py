@@ -34,12 +34,13 @@ class InputPlan:
     """Inputs decided once (inferred or configured) and made on any device: the capture on meta,
     the estimate's statistics and --verify see the same shapes."""
 
-    args: tuple[TensorSpec, ...]
+    args: tuple[TensorSpec | None, ...]  # None: pass None (a recurrent state that starts at zero)
     source: str
     side: int | None = None  # the image side, when the plan is a guessed image
 
     def make(self, device: str) -> "ExampleInputs":
-        return ExampleInputs(tuple(t.make(device) for t in self.args), {}, self.source, self.side, self)
+        return ExampleInputs(tuple(t.make(device) if t is not None else None for t in self.args), {}, self.source,
+                             self.side, self)
 
 
 @dataclass

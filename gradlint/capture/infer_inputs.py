@@ -29,6 +29,8 @@ from .example import DEFAULT_BATCH, DEFAULT_SEQUENCE, InputPlan, TensorSpec
 SIDES = (32, 28, 64, 84, 96, 128, 256, 299, 512)
 # Names of a forward's extra inputs that are a diffusion time step (one number per sample).
 TIME_INPUTS = re.compile(r"^(t|ts|time|times|timestep|timesteps|time_step|step|steps|noise_level|sigma|sigmas)$")
+# Names of a forward's extra inputs that are a recurrent state (``forward(input, hidden)``).
+STATE_INPUTS = re.compile(r"^(hidden|hiddens|hidden_state|hx|h|h0|hc|state|states|memory|mems)$")
 MAX_PROBES = 24
 # Errors no other input shape would change: code that needs real values (``.item()``, ``float(x)``
 # on meta tensors) or an op the meta device lacks. Any other error is worth another guess.
@@ -253,10 +255,16 @@ def infer_plan(model: Any, batch: int = DEFAULT_BATCH, side: int | None = None) 
     if rank is not None:
         # ``b, c, t = x.shape`` before any layer: the forward says how many dimensions it wants
         plans = _chain(other_rank(primary, rank, slot), plans)
+    plausible = None  # got past the first weight layer, then needed real values meta tensors lack
     for plan in itertools.islice(plans, MAX_PROBES):
-        if plan != primary and probe(model, plan).ok:
+        if plan == primary:
+            continue
+        tried = probe(model, plan)
+        if tried.ok:
             return plan
-    return primary
+        if plausible is None and tried.first_weight is not None and _NOT_THE_INPUT.search(tried.error):
+            plausible = plan
+    return plausible or primary
 
 
 _UNPACK = re.compile(r"(?:too many|not enough) values to unpack \(expected (\d+)")
@@ -296,7 +304,8 @@ def candidates(model: Any, first: tuple[str, Any], before: list[Any], slot: int,
     input that feeds it, with the other required inputs filled in."""
     name, module = first
     src = f"inferred from {name} ({type(module).__name__})"
-    pairs = 1 + sum(1 for i, n in enumerate(inputs) if i != slot and not TIME_INPUTS.match(n.lower()))
+    pairs = 1 + sum(1 for i, n in enumerate(inputs)
+                    if i != slot and not TIME_INPUTS.match(n.lower()) and not STATE_INPUTS.match(n.lower()))
     for spec, where in first_inputs(model, module, before, batch, side):
         label = src + (f", {where}" if where else "")
         side_of = spec.shape[-1] if len(spec.shape) == 4 else None
@@ -320,8 +329,14 @@ def _other_inputs(inputs: list[str], slot: int, spec: TensorSpec, batch: int) ->
         return
     time_long = TensorSpec((batch,), "int64", high=1000)
     time_float = TensorSpec((batch,), "float32")
-    yield [time_long if TIME_INPUTS.match(n.lower()) else spec for n in others]
-    yield [time_float if TIME_INPUTS.match(n.lower()) else spec for n in others]
+
+    def fill(n: str, time: TensorSpec) -> TensorSpec | None:
+        if STATE_INPUTS.match(n.lower()):
+            return None  # a recurrent state: None starts from zeros, as nn.RNN/LSTM/GRU take it
+        return time if TIME_INPUTS.match(n.lower()) else spec
+
+    yield [fill(n, time_long) for n in others]
+    yield [fill(n, time_float) for n in others]
     yield [spec for _ in others]
 
 

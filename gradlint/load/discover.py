@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,7 @@ class LoadedFile:
     candidates: list[Candidate] = field(default_factory=list)
     unbuilt: list[Unbuilt] = field(default_factory=list)  # discovery: model classes nothing could build
     nothing: Unbuilt | None = None  # discovery found nothing in a file that looks like model code
+    partial: bool = False  # the import raised (``error``); the models defined before that line are listed
     example_inputs: Callable[[], Any] | None = None
     loss: Callable[..., Any] | None = None
     project_files: list[str] = field(default_factory=list)  # user files the import pulled in
@@ -186,21 +188,31 @@ def load_file(target: Target, configured: list[Target] | None = None) -> LoadedF
     from .provenance import ConstructionRecorder
 
     out = LoadedFile(target)
+    rec = ConstructionRecorder()
     try:
-        with user_stdout_to_stderr(), ConstructionRecorder() as rec:
+        with user_stdout_to_stderr(), rec:
             out.module, out.project_files, out.search_path = import_user_file(target.path)
         out.import_sites = rec.sites
-    except SystemExit as e:
-        out.error = StageError("import", f"the file called sys.exit({e.code}) at import",
-                               None, "guard script code with `if __name__ == \"__main__\":`")
-        return out
     except BaseException as e:  # noqa: BLE001 - user code may raise anything
         if isinstance(e, PASS_THROUGH):
             raise
-        missing = missing_module(e)
-        hint = f"install {missing!r} in the environment gradlint runs in" if missing else None
-        out.error = stage_error("import", e, hint, Location(display_path(target.path), 1, 1))
-        return out
+        if isinstance(e, SystemExit):
+            out.error = StageError("import", f"the file called sys.exit({e.code}) at import",
+                                   None, "guard script code with `if __name__ == \"__main__\":`")
+        else:
+            missing = missing_module(e)
+            hint = f"install {missing!r} in the environment gradlint runs in" if missing else None
+            out.error = stage_error("import", e, hint, Location(display_path(target.path), 1, 1))
+        partial = getattr(e, "gradlint_partial", None)
+        if partial is None or out.error.missing_module:
+            return out
+        # A script that fails later at import (loading a dataset, needing a GPU): the classes and
+        # functions it defined before that line are still analysed, beside the GL001.
+        out.module, out.search_path = partial
+        sys.modules.setdefault(out.module.__name__, out.module)  # inspect finds its classes' source there
+        out.project_files = [str(Path(target.path).resolve())]
+        out.import_sites = rec.sites
+        out.partial = True
 
     module = out.module
     ex = getattr(module, "example_inputs", None)
@@ -211,7 +223,7 @@ def load_file(target: Target, configured: list[Target] | None = None) -> LoadedF
     if target.expr is not None:
         cand = _named_candidate(target, module, out.import_sites)
         if isinstance(cand, StageError):
-            out.error = cand
+            out.error = out.error if out.partial else cand
         else:
             out.candidates.append(cand)
         return _environment(out)

@@ -15,7 +15,7 @@ import re
 import sys
 import types
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..ir.source import is_library_file
 
@@ -94,8 +94,15 @@ def import_user_file(path: str) -> tuple[types.ModuleType, list[str], list[str]]
     repo = repository_root(file)
     if repo is not None:
         folders.append(str(repo))
-    with search_path(folders) as added, running_as_script(file):
-        module = importlib.import_module(pkg[1]) if pkg is not None else _import_path(file)
+    try:
+        with search_path(folders) as added, running_as_script(file):
+            module = _import_in_package(pkg[1]) if pkg is not None else _import_path(file)
+    except BaseException as e:
+        partial = getattr(e, "gradlint_module", None)
+        if partial is not None:
+            # what the file defined before the line that raised (a script loading data at import)
+            e.gradlint_partial = (partial, added)
+        raise
     project = {str(file)}
     for mod_name in set(sys.modules) - before:
         f = getattr(sys.modules.get(mod_name), "__file__", None)
@@ -119,12 +126,36 @@ def _import_path(file: Path) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {file}")
+    return _execute(name, spec)
+
+
+def _import_in_package(dotted: str) -> types.ModuleType:
+    """A module inside a package (its parents imported first), executed like ``_import_path`` so
+    that what it defined before a failing line stays readable."""
+    if dotted in sys.modules:
+        return sys.modules[dotted]
+    parent, _, leaf = dotted.rpartition(".")
+    if parent:
+        importlib.import_module(parent)
+        if dotted in sys.modules:  # the parent's __init__ imported it
+            return sys.modules[dotted]
+    spec = importlib.util.find_spec(dotted)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {dotted}")
+    module = _execute(dotted, spec)
+    if parent:
+        setattr(sys.modules[parent], leaf, module)
+    return module
+
+
+def _execute(name: str, spec: Any) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except BaseException:
+    except BaseException as e:
         sys.modules.pop(name, None)
+        e.gradlint_module = module  # the partly executed module, for discovery
         raise
     return module
 

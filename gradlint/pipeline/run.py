@@ -166,9 +166,13 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any
         return out
     out.project_files = loaded.project_files or [str(Path(target.path).resolve())]
     if loaded.error is not None:
-        out.reports.append(failed_report(target.spec, loaded.error, target.path, session))
-        out.cacheable = not loaded.error.missing_module
-        return out
+        error = loaded.error
+        if loaded.partial and loaded.candidates:
+            error.message += "; the models defined before that line are analysed"
+        out.reports.append(failed_report(target.spec, error, target.path, session))
+        out.cacheable = not error.missing_module
+        if not (loaded.partial and loaded.candidates):
+            return out
     load_time = time.perf_counter() - t0
 
     built = []
