@@ -239,18 +239,22 @@ def infer_plan(model: Any, batch: int = DEFAULT_BATCH, side: int | None = None) 
             return None
         first, before, slot = (name, module), [], 0
     inputs = required_inputs(model)
-    plans = candidates(model, first, before, slot, inputs, batch, side)
+    seen: dict = {}  # what the first guess's probe saw, for the guesses after it
+    plans = candidates(model, first, before, slot, inputs, batch, side, seen)
     primary = next(plans, None)
     if primary is None or side is not None:
         return primary
+    if traced is not None and len(inputs) == 1 and not _uncertain(first[1], before):
+        return primary  # fx saw the first layer and it names its input exactly (a Linear's features)
     first_try = probe(model, primary)
+    seen["linear"] = first_try.linear
     if first_try.ok or _NOT_THE_INPUT.search(first_try.error):
         return primary  # it runs, or fails for a reason no other input shape would change
     if traced is None and (first_try.before or (first_try.first_weight is not None
                                                  and first_try.first_weight[1] is not first[1])):
         # fx could not say which weight layer comes first: the first guess's forward did
-        seen = first_try.first_weight or first
-        plans = _chain(candidates(model, seen, first_try.before, slot, inputs, batch, side), plans)
+        reached = first_try.first_weight or first
+        plans = _chain(candidates(model, reached, first_try.before, slot, inputs, batch, side), plans)
     rank = unpacked_rank(first_try.error) if first_try.first_weight is None else None
     if rank is not None:
         # ``b, c, t = x.shape`` before any layer: the forward says how many dimensions it wants
@@ -293,20 +297,27 @@ def other_rank(plan: InputPlan, rank: int, slot: int) -> Iterator[InputPlan]:
         yield InputPlan(args, plan.source + f", {rank}-d as the forward unpacks it")
 
 
+def _uncertain(first: Any, before: list[Any]) -> bool:
+    """A guess worth checking by running the forward: an image side, or a pattern in front."""
+    import torch.nn as nn
+
+    return isinstance(first, nn.modules.conv._ConvNd) or any(hasattr(m, "pattern") for m in before)
+
+
 def _chain(*iterators: Iterator[InputPlan]) -> Iterator[InputPlan]:
     for it in iterators:
         yield from it
 
 
 def candidates(model: Any, first: tuple[str, Any], before: list[Any], slot: int, inputs: list[str], batch: int,
-               side: int | None) -> Iterator[InputPlan]:
+               side: int | None, seen: dict | None = None) -> Iterator[InputPlan]:
     """Plans to try, the most likely first: the input the first weight layer takes, at the forward
     input that feeds it, with the other required inputs filled in."""
     name, module = first
     src = f"inferred from {name} ({type(module).__name__})"
     pairs = 1 + sum(1 for i, n in enumerate(inputs)
                     if i != slot and not TIME_INPUTS.match(n.lower()) and not STATE_INPUTS.match(n.lower()))
-    for spec, where in first_inputs(model, module, before, batch, side):
+    for spec, where in first_inputs(model, module, before, batch, side, {} if seen is None else seen):
         label = src + (f", {where}" if where else "")
         side_of = spec.shape[-1] if len(spec.shape) == 4 else None
         variants = [spec]
@@ -340,7 +351,7 @@ def _other_inputs(inputs: list[str], slot: int, spec: TensorSpec, batch: int) ->
     yield [spec for _ in others]
 
 
-def first_inputs(model: Any, first: Any, before: list[Any], batch: int, side: int | None
+def first_inputs(model: Any, first: Any, before: list[Any], batch: int, side: int | None, seen: dict
                  ) -> Iterator[tuple[TensorSpec, str]]:
     """The input ``first`` (the first weight layer called) takes, best guess first."""
     import torch.nn as nn
@@ -361,7 +372,7 @@ def first_inputs(model: Any, first: Any, before: list[Any], batch: int, side: in
         yield TensorSpec((batch, first.in1_features)), ""
         return
     if isinstance(first, nn.modules.conv._ConvNd):
-        yield from image_inputs(model, first, batch, side)
+        yield from image_inputs(model, first, batch, side, seen)
         return
     if isinstance(first, nn.RNNBase):
         shape = (batch, T, first.input_size) if first.batch_first else (T, batch, first.input_size)
@@ -388,10 +399,12 @@ def _image(batch: int, channels: int, nd: int, n: int) -> TensorSpec:
     return TensorSpec((batch, channels, *([n] * nd)))
 
 
-def image_inputs(model: Any, conv: Any, batch: int, side: int | None) -> Iterator[tuple[TensorSpec, str]]:
+def image_inputs(model: Any, conv: Any, batch: int, side: int | None, seen: dict
+                 ) -> Iterator[tuple[TensorSpec, str]]:
     """An image (or a 1-d / 3-d signal) for a model whose first weight layer is a convolution:
     the default side, then the side that gives the first Linear the features it wants, then
-    common sides."""
+    common sides. ``seen["linear"]``: (features given, wanted) at the first Linear when the
+    default side was probed."""
     nd = _conv_dims(conv)
     channels = conv.in_channels
     if side is not None and nd == 2:
@@ -403,7 +416,7 @@ def image_inputs(model: Any, conv: Any, batch: int, side: int | None) -> Iterato
         for n in ((64, 256, 1024, 16000) if nd == 1 else (8, 32)):
             yield _image(batch, channels, nd, n), ""
         return
-    solved = solve_side(model, channels, batch)
+    solved = solve_side(model, channels, batch, default, seen.get("linear"))
     if solved is not None and solved != default:
         yield _image(batch, channels, nd, solved), "the side its first Linear's in_features asks for"
     for n in SIDES:
@@ -411,39 +424,54 @@ def image_inputs(model: Any, conv: Any, batch: int, side: int | None) -> Iterato
             yield _image(batch, channels, nd, n), ""
 
 
-def solve_side(model: Any, channels: int, batch: int, low: int = 8, high: int = 1024) -> int | None:
+# Usual image sides by channel count, most likely first: MNIST, CIFAR/ImageNet, Atari frame stacks.
+USUAL_SIDES = {1: (28, 32, 64), 3: (32, 224, 64, 96, 128, 256, 299, 512, 28), 4: (84, 64, 96)}
+
+
+def solve_side(model: Any, channels: int, batch: int, default: int,
+               seen: tuple[int, int] | None = None) -> int | None:
     """An image side at which the first Linear after the convolutions gets exactly the features it
-    wants: the smallest one, by bisection (the flattened size never shrinks as the image grows),
-    or a usual side (32, 84, 224, ...) when one fits too; None when there is no such Linear or no
-    side fits."""
+    wants, or None (no such Linear, or no side fits). The flattened size grows with the side
+    squared, so the features at the default side give an estimate (``side * sqrt(wanted /
+    given)``: 32 at once for a CIFAR net); the usual sides near it are tried first, then a
+    bisection around it (the flattened size never shrinks as the image grows). ``seen``: (given,
+    wanted) at the default side, when a probe there already saw them."""
+    found: dict[int, tuple[int, int] | None] = {default: seen} if seen else {}
+
+    def linear_at(n: int) -> tuple[int, int] | None:
+        if n not in found:
+            r = probe(model, InputPlan((_image(batch, channels, 2, n),), ""), stop_at_linear=True)
+            found[n] = r.linear
+        return found[n]
 
     def gap(n: int) -> int | None:
-        r = probe(model, InputPlan((_image(batch, channels, 2, n),), ""), stop_at_linear=True)
-        if r.linear is None:
-            return None
-        return r.linear[0] - r.linear[1]
+        seen_at = linear_at(n)
+        return None if seen_at is None else seen_at[0] - seen_at[1]
 
-    at_high = gap(high)
-    if at_high is None or at_high < 0:
+    base = linear_at(default)
+    if base is None or base[0] <= 0 or base[1] <= 0:
         return None
-    lo, hi = low, high  # invariant: gap(hi) >= 0; below lo: too small or no answer
-    while lo < hi:
+    if base[0] == base[1]:
+        return default
+    estimate = max(8, round(default * math.sqrt(base[1] / base[0])))
+    usual = USUAL_SIDES.get(channels, ()) + SIDES
+    near = sorted({n for n in usual if 0.7 * estimate <= n <= 1.4 * estimate},
+                  key=lambda n: (abs(math.log(n / estimate)), usual.index(n)))
+    for n in near + [estimate]:
+        if gap(n) == 0:
+            return n
+    lo, hi = max(8, estimate // 2), min(1024, 2 * estimate + 16)
+    top = gap(hi)
+    if top is None or top < 0:
+        return None
+    while lo < hi:  # invariant: gap(hi) >= 0; below lo: too small, or no Linear reached
         mid = (lo + hi) // 2
         g = gap(mid)
         if g is not None and g >= 0:
             hi = mid
         else:
             lo = mid + 1
-    if gap(hi) != 0:
-        return None
-    # sides from hi up to where the features overshoot all fit: prefer a usual one (32 over 29)
-    for n in sorted(set(SIDES) | {224}):
-        if n > hi:
-            g = gap(n)
-            if g != 0:
-                break
-            return n
-    return hi
+    return hi if gap(hi) == 0 else None
 
 
 def rearranged_input(module: Any, features: int, model: Any, batch: int) -> tuple[int, ...] | None:
