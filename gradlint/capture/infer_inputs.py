@@ -146,8 +146,9 @@ def _probing(model: Any) -> Iterator[None]:
             m.training = t
 
 
-def probe(model: Any, plan: InputPlan, stop_at_linear: bool = False) -> Probe:
-    """Run the forward once on ``plan`` (on the model's device) and see what happens."""
+def probe(model: Any, plan: InputPlan, stop_at_linear: bool = False, stop_at_first_weight: bool = False) -> Probe:
+    """Run the forward once on ``plan`` (on the model's device) and see what happens; stopped at
+    the first Linear after the first weight layer, or at the first weight layer itself."""
     import torch.nn as nn
     from torch.nn.modules.module import register_module_forward_pre_hook
 
@@ -165,6 +166,8 @@ def probe(model: Any, plan: InputPlan, stop_at_linear: bool = False) -> Probe:
         if result.first_weight is None:
             if _weight_kind(module):
                 result.first_weight = (names[id(module)], module)
+                if stop_at_first_weight:
+                    raise _Stop
             elif next(iter(module.children()), None) is None:
                 result.before.append(module)
         elif isinstance(module, nn.Linear) and result.linear is None and module is not result.first_weight[1]:
@@ -229,32 +232,40 @@ def required_inputs(model: Any) -> list[str]:
 
 def infer_plan(model: Any, batch: int = DEFAULT_BATCH, side: int | None = None) -> InputPlan | None:
     """The example inputs to use for ``model`` (on meta or CPU), or None when nothing can be
-    guessed (no weight layer). ``side``: an image side chosen by a later retry (no search)."""
-    traced = traced_first(model)
-    if traced is not None:
-        first, before, slot = traced
-    else:
-        name, module = registration_first(model)
-        if module is None:
-            return None
-        first, before, slot = (name, module), [], 0
+    guessed (no weight layer). ``side``: an image side chosen by a later retry (no search).
+
+    Which weight layer comes first: a forward on the guess from the first *registered* one,
+    stopped as soon as a weight layer is called, says (cheap: nothing past that layer runs); when
+    that guess fails before any weight layer, fx traces the forward, which needs no shapes."""
+    name, module = registration_first(model)
+    if module is None:
+        return None
     inputs = required_inputs(model)
+    first, before, slot = (name, module), [], 0
+    if side is None:
+        guess = next(candidates(model, first, before, slot, inputs, batch, None, {}), None)
+        reached = probe(model, guess, stop_at_first_weight=True) if guess is not None else Probe()
+        if reached.first_weight is not None:
+            first, before = reached.first_weight, reached.before
+        else:
+            traced = traced_first(model)
+            if traced is not None:
+                first, before, slot = traced
+            else:
+                before = reached.before  # an einops pattern the input met before failing
     seen: dict = {}  # what the first guess's probe saw, for the guesses after it
     plans = candidates(model, first, before, slot, inputs, batch, side, seen)
     primary = next(plans, None)
     if primary is None or side is not None:
         return primary
-    if traced is not None and len(inputs) == 1 and not _uncertain(first[1], before):
-        return primary  # fx saw the first layer and it names its input exactly (a Linear's features)
+    if len(inputs) == 1 and not _uncertain(first[1], before) and reached.first_weight is not None:
+        return primary  # the first layer called names its input exactly (a Linear's features, a vocabulary)
     first_try = probe(model, primary)
     seen["linear"] = first_try.linear
     if first_try.ok or _NOT_THE_INPUT.search(first_try.error):
         return primary  # it runs, or fails for a reason no other input shape would change
-    if traced is None and (first_try.before or (first_try.first_weight is not None
-                                                 and first_try.first_weight[1] is not first[1])):
-        # fx could not say which weight layer comes first: the first guess's forward did
-        reached = first_try.first_weight or first
-        plans = _chain(candidates(model, reached, first_try.before, slot, inputs, batch, side), plans)
+    if first_try.first_weight is not None and first_try.first_weight[1] is not first[1]:
+        plans = _chain(candidates(model, first_try.first_weight, first_try.before, slot, inputs, batch, side), plans)
     rank = unpacked_rank(first_try.error) if first_try.first_weight is None else None
     if rank is not None:
         # ``b, c, t = x.shape`` before any layer: the forward says how many dimensions it wants
