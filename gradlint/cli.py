@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .config import ConfigError, find_pyproject, load_config, merge_cli, split_codes
+from .config import ConfigError, find_pyproject, load_config, merge_cli, parse_input_shape, split_codes
 from .version import __version__
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -64,7 +64,9 @@ def _formats() -> tuple[str, ...]:
 @click.option("--dtype", default=None, metavar="DTYPE",
               help="float32, float16 or bfloat16: the range in which signals must not underflow or overflow "
                    "(GL204; default: the model's parameter dtype); with --verify, measured under autocast.")
-@click.option("--input-shape", default=None, metavar="N,C,H,W", help="Input shape when the file has no example_inputs().")
+@click.option("--input-shape", multiple=True, metavar="[DTYPE:]N,C,H,W",
+              help="Input shape when the file has no example_inputs(): 8,3,32,32, long:8,35 for token ids; "
+                   "repeat it for each input of forward().")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--show-fixes", is_flag=True, help="Print each finding's fix under it (concise format).")
 @click.option("--show-notes", is_flag=True, help="Also print notes (severity info) in concise and github output.")
@@ -94,7 +96,7 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
     errors.DEBUG = debug
     try:
         config = _load_config(config_path, targets)
-        shape = _parse_shape(input_shape)
+        shape = [parse_input_shape(s, "--input-shape") for s in input_shape] or None
         merge_cli(config, {
             "select": split_codes(select), "extend_select": split_codes(extend_select) or [],
             "ignore": split_codes(ignore) or [], "verify": verify, "device": device, "batch_size": batch_size,
@@ -237,7 +239,7 @@ def _spec_from_config(spec: str, config) -> str:
         from .ir.source import display_path
 
         path = display_path(str(config.root / t.path))
-        return f"{path}::{t.call_text or t.attr}" if t.attr else path
+        return f"{path}::{t.expr}" if t.expr is not None else path
     return spec
 
 
@@ -262,18 +264,6 @@ def _parse_dtype(text: str | None) -> str | None:
     if name not in dtypes.CHOICES:
         raise ConfigError(f"--dtype {text}: expected one of {', '.join(dtypes.CHOICES)}")
     return name
-
-
-def _parse_shape(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        shape = [int(x) for x in text.replace("x", ",").split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"--input-shape {text}: expected integers like 8,3,32,32") from None
-    if not shape or any(s <= 0 for s in shape):
-        raise ConfigError(f"--input-shape {text}: expected positive integers like 8,3,32,32")
-    return shape
 
 
 @main.command()

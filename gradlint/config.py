@@ -6,6 +6,7 @@ expected. No torch here.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -19,6 +20,60 @@ class ConfigError(ValueError):
     """A bad configuration value or CLI option (exit code 2)."""
 
 
+# ``long:8,35``: the dtype names an input shape may start with, and the torch dtype each means.
+INPUT_DTYPES = {
+    "float": "float32", "float32": "float32", "double": "float64", "float64": "float64", "half": "float16",
+    "float16": "float16", "bfloat16": "bfloat16", "long": "int64", "int64": "int64", "int": "int32",
+    "int32": "int32", "int16": "int16", "int8": "int8", "uint8": "uint8", "bool": "bool",
+}
+
+
+@dataclass(frozen=True)
+class InputShape:
+    """One forward input: ``8,3,32,32`` (float, or token ids when it feeds an embedding) or
+    ``long:8,35`` (a dtype first)."""
+
+    shape: tuple[int, ...]
+    dtype: str | None = None  # a torch dtype name; None: float, or token ids for an embedding
+
+    def __str__(self) -> str:
+        dims = ",".join(str(d) for d in self.shape)
+        return f"{self.dtype}:{dims}" if self.dtype else dims
+
+
+def parse_input_shape(value: Any, where: str) -> InputShape:
+    """``"long:8,35"``, ``"8x3x32x32"`` or ``[8, 3, 32, 32]`` -> InputShape; ConfigError naming ``where``."""
+    example = "e.g. 8,3,32,32 or long:8,35"
+    dtype = None
+    if isinstance(value, str):
+        text = value.strip()
+        if ":" in text:
+            name, _, text = text.partition(":")
+            dtype = INPUT_DTYPES.get(name.strip().lower())
+            if dtype is None:
+                raise ConfigError(f"{where} {value!r}: unknown dtype {name.strip()!r}; expected one of "
+                                  f"{', '.join(sorted(INPUT_DTYPES))}")
+        try:
+            dims = [int(x) for x in re.split(r"[,x]", text) if x.strip()]
+        except ValueError:
+            raise ConfigError(f"{where} {value!r}: expected positive integers, {example}") from None
+    elif isinstance(value, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in value):
+        dims = list(value)
+    else:
+        raise ConfigError(f"{where}: expected a shape like [8, 3, 32, 32] or \"long:8,35\", got {value!r}")
+    if not dims or any(d <= 0 for d in dims):
+        raise ConfigError(f"{where} {value!r}: expected positive integers, {example}")
+    return InputShape(tuple(dims), dtype)
+
+
+def parse_input_shapes(value: Any, where: str) -> list[InputShape]:
+    """The ``input-shape`` setting: one shape (``[8, 3, 32, 32]``, ``"long:8,35"``) or a list of them,
+    one per positional input of the forward (``["8,80", "8,80"]``, ``[[8, 80], [8, 80]]``)."""
+    if isinstance(value, list) and value and all(isinstance(v, (list, str)) for v in value):
+        return [parse_input_shape(v, where) for v in value]
+    return [parse_input_shape(value, where)]
+
+
 @dataclass
 class Config:
     select: list[str] | None = None  # None: the default set
@@ -27,7 +82,7 @@ class Config:
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
-    input_shape: list[int] | None = None
+    input_shape: list[InputShape] | None = None  # one per positional input of the forward
     vanishing_threshold: float = 1e-3
     exploding_threshold: float = 1e4
     materialize_limit: int = 50_000_000  # parameters; above it, analyse on the meta device only
@@ -66,10 +121,6 @@ def _is_str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
-def _is_int_list(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v) and len(v) > 0
-
-
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -82,7 +133,7 @@ KEYS: dict[str, tuple[str, str, Any]] = {
                          lambda v: isinstance(v, dict) and all(_is_str_list(x) for x in v.values())),
     "exclude": ("exclude", "a list of glob patterns", _is_str_list),
     "models": ("models", "a list of targets like 'model.py::Net(depth=4)'", _is_str_list),
-    "input-shape": ("input_shape", "a list of positive integers, e.g. [8, 3, 32, 32]", _is_int_list),
+    "input-shape": ("input_shape", "a shape like [8, 3, 32, 32] or \"long:8,35\", or a list of them", lambda v: True),
     "vanishing-threshold": ("vanishing_threshold", "a positive number", lambda v: _is_number(v) and v > 0),
     "exploding-threshold": ("exploding_threshold", "a positive number", lambda v: _is_number(v) and v > 0),
     "materialize-limit": ("materialize_limit", "a non-negative integer (parameters)",
@@ -158,6 +209,8 @@ def apply_table(cfg: Config, table: dict[str, Any], where: str) -> None:
             value = float(value)
         if attr == "dtype":
             value = _dtypes.normalize(value)
+        if attr == "input_shape":
+            value = parse_input_shapes(value, f"{where} {key}:")
         setattr(cfg, attr, value)
     if cfg.vanishing_threshold >= cfg.exploding_threshold:
         raise ConfigError(f"{where}: vanishing-threshold must be below exploding-threshold")

@@ -158,8 +158,16 @@ def test_building_blocks_are_not_reported_as_models(write):
 
 def test_bad_target_syntax_is_a_usage_error(write):
     path = write("model.py", GOOD)
-    code, _, err = cli(f"{path}::Good(depth=foo())")
-    assert code == 2 and "literals" in err
+    code, _, err = cli(f"{path}::Good(depth=")
+    assert code == 2 and "is not a Python expression" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_target_expression_that_fails_is_gl001_naming_the_error(write):
+    path = write("model.py", GOOD)
+    code, out, _ = cli(f"{path}::Good(depth=foo())", "--format", "json")
+    model = json.loads(out)["models"][0]
+    assert code == 1 and model["status"] == "failed" and model["error"]["stage"] == "build"
+    assert "NameError" in model["error"]["message"] and "foo" in model["error"]["message"]
 
 
 # -- GL001 -----------------------------------------------------------------------------------------

@@ -11,31 +11,15 @@ for forward code that needs real values (``if x.sum() > 0``).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from ..ir.errors import StageError, one_line, user_frame_of
 from ..ir.graph import LayerGraph
+from ..load.build import set_training
 from ..load.limits import PASS_THROUGH
+from .contexts import quiet_torch, values_unknown_like_a_compiler  # noqa: F401 - re-exported
 
 METHODS = ("fx", "hooks", "export")
-
-
-@contextlib.contextmanager
-def quiet_torch():
-    """torch.export logs graph dumps and warnings on failure; they are ours to summarize."""
-    import logging
-    import warnings
-
-    logger = logging.getLogger("torch")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def _run(method: str, model: Any, sites: Any, args: tuple, kwargs: dict) -> LayerGraph:
@@ -57,27 +41,19 @@ def _run(method: str, model: Any, sites: Any, args: tuple, kwargs: dict) -> Laye
     return capture_hooks(model, sites, args, kwargs)
 
 
+def _sparse(example: Any) -> bool:
+    """Inputs with a sparse layout (a graph's adjacency matrix)."""
+    import torch
+
+    from .tensors import tensors_in
+
+    return any(t.layout != torch.strided for t in tensors_in((tuple(example.args), dict(example.kwargs))))
+
+
 def _on_meta(args: tuple, kwargs: dict) -> bool:
     from .tensors import tensors_in
 
     return any(t.device.type == "meta" for t in tensors_in((args, kwargs)))
-
-
-@contextlib.contextmanager
-def values_unknown_like_a_compiler():
-    """Meta tensors have shapes but no values, as under torch.compile/export. Libraries check
-    ``torch.compiler.is_compiling()`` to skip value-dependent work they cannot trace (Hugging
-    Face's packed-sequence and mask checks call ``.item()``); say yes while the forward runs on
-    meta tensors, so those models take the path they take when exported — in ~0.05 s, not export's
-    seconds."""
-    import torch
-
-    original = torch.compiler.is_compiling
-    torch.compiler.is_compiling = lambda: True
-    try:
-        yield
-    finally:
-        torch.compiler.is_compiling = original
 
 
 def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[str, ...] = METHODS) -> LayerGraph:
@@ -90,12 +66,14 @@ def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[s
 
     attempts: list[tuple[str, Any, BaseException]] = []
     plans = []
-    if built.meta_model is not None:
+    if built.meta_model is not None and not (built.materialized and _sparse(example)):
         plans += [(m, built.meta_model, "meta", example) for m in methods]
         if built.materialized and "hooks" in methods:
             plans.append(("hooks", built.model, "cpu", None))
     else:
-        plans += [(m, built.model, "cpu", example) for m in methods]
+        # no meta twin, or sparse inputs (most sparse kernels have no meta version): on the CPU
+        cpu_example = example if built.meta_model is None else None
+        plans += [(m, built.model, "cpu", cpu_example) for m in methods]
     for method, model, device, ex in plans:
         if ex is None:
             if real_example is None:
@@ -110,7 +88,7 @@ def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[s
         kwargs = forward_kwargs(model, ex)
         try:
             with torch.device(device), user_stdout_to_stderr(), quiet_torch():
-                model.train()
+                set_training(model)
                 graph = _run(method, model, built.sites, ex.args, kwargs)
         except PASS_THROUGH:
             raise
@@ -145,7 +123,8 @@ def capture_with_inputs(built: Any, loaded: Any, config: Any, device: str) -> tu
     sides: list[int] = []
     side = None
     while True:
-        real = (lambda s=side: inp.example_inputs_for(built, loaded, config, "cpu", side=s)) if built.materialized else None
+        real = ((lambda s=side, ex=example: inp.example_inputs_for(built, loaded, config, "cpu", side=s, like=ex))
+                if built.materialized else None)
         try:
             graph = capture(built, example, real)
         except StageError as e:

@@ -1,40 +1,18 @@
-"""Example inputs: the file's ``example_inputs()``, a configured shape, or inferred from layer one."""
+"""Example inputs: the file's ``example_inputs()``, the configured shapes (``input-shape``, with
+dtypes, one per forward input), what a model library declares, or guessed from the model
+(``infer_inputs.py``)."""
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..ir.errors import StageError, stage_error
+from .example import (  # noqa: F401 - re-exported: callers import them from here
+    DEFAULT_BATCH, DEFAULT_SEQUENCE, ExampleInputs, InputPlan, TensorSpec, forward_kwargs,
+)
 from .tensors import output_tensors  # noqa: F401 - re-exported: verify and benchmarks import it here
-
-DEFAULT_BATCH = 8
-DEFAULT_SEQUENCE = 16
-
-
-@dataclass
-class ExampleInputs:
-    args: tuple
-    kwargs: dict
-    source: str  # "example_inputs()", "--input-shape", "inferred from <layer>"
-    side: int | None = None  # the image side of a guessed image input, when a retry chose it
-
-    def to(self, device: str) -> "ExampleInputs":
-        import torch
-
-        def move(x: Any) -> Any:
-            if isinstance(x, torch.Tensor):
-                return x.to(device)
-            if isinstance(x, (tuple, list)):
-                return type(x)(move(v) for v in x)
-            if isinstance(x, dict):
-                return {k: move(v) for k, v in x.items()}
-            return x
-
-        return ExampleInputs(move(self.args), move(self.kwargs), self.source)
-
 
 def normalize(value: Any, source: str) -> ExampleInputs:
     """``example_inputs()`` may return a tensor, a tuple of positional inputs, a dict of keyword
@@ -54,48 +32,55 @@ def normalize(value: Any, source: str) -> ExampleInputs:
 
 
 def from_function(fn: Callable[[], Any], device: str) -> ExampleInputs:
-    import torch
-
+    """The file's ``example_inputs()``, called as the user wrote it (outside any device context, so
+    sparse and integer tensors come out as intended), then moved to ``device``."""
     try:
-        with torch.device(device):
-            value = fn()
-        return normalize(value, "example_inputs()").to(device)
+        example = normalize(fn(), "example_inputs()")
     except Exception as e:  # noqa: BLE001 - user code
         raise stage_error("capture", e, hint="example_inputs() must run without arguments") from None
+    try:
+        return example.to(device)
+    except Exception as e:  # noqa: BLE001 - a tensor that cannot live there
+        raise StageError("capture", f"example_inputs() gave a tensor that cannot be moved to {device}: "
+                                    f"{type(e).__name__}: {e}") from None
 
 
-def from_shape(shape: list[int] | tuple[int, ...], model: Any, device: str) -> ExampleInputs:
-    import torch
+def plan_from_shapes(shapes: list[Any], model: Any, source: str = "input-shape") -> InputPlan:
+    """The configured ``input-shape`` entries (``config.InputShape``: a shape, a dtype or None),
+    one per positional input. Integer inputs are token ids below the first embedding's vocabulary
+    (the smallest one's for later inputs); an untyped first input feeding an embedding is one too."""
+    import torch.nn as nn
 
-    _, first = first_weight_module(model)
-    if isinstance(first, torch.nn.Embedding):
-        return ExampleInputs((torch.randint(0, first.num_embeddings, tuple(shape), device=device),), {}, "input-shape")
-    return ExampleInputs((torch.randn(*shape, device=device),), {}, "input-shape")
+    from .infer_inputs import registration_first, traced_first
 
-
-def first_weight_module(model: Any) -> tuple[str | None, Any]:
-    """The first registered module of a weight kind (usually the first one called)."""
-    from ..ir import graph as g
-    from .kinds import classify_module
-
-    for name, m in model.named_modules():
-        c = classify_module(m)
-        if c is not None and c.kind in g.WEIGHT_KINDS:
-            return name, m
-    return None, None
+    embeddings = (nn.Embedding, nn.EmbeddingBag)
+    smallest = min((m.num_embeddings for m in model.modules() if isinstance(m, embeddings)), default=None)
+    traced = traced_first(model)
+    first = traced[0][1] if traced is not None else registration_first(model)[1]
+    specs = []
+    for i, s in enumerate(shapes):
+        dtype = s.dtype or ("int64" if i == 0 and isinstance(first, embeddings) else "float32")
+        high = None
+        if not dtype.startswith(("float", "bfloat", "complex")):
+            high = first.num_embeddings if i == 0 and isinstance(first, embeddings) else smallest
+        specs.append(TensorSpec(tuple(s.shape), dtype, high))
+    return InputPlan(tuple(specs), source)
 
 
 def infer(model: Any, device: str, batch: int = DEFAULT_BATCH, side: int | None = None) -> ExampleInputs:
-    """Inputs the model declares (library metadata), else a guess from the first weight layer.
-
-    ``side``: the image side to use for a model whose first layer is a 2-d convolution (a retry
-    after the first guess was rejected, see ``retry_sides``).
-    """
+    """Inputs the model declares (library metadata), else a guess checked on the model itself
+    (``infer_inputs.infer_plan``). ``side``: the image side a retry chose."""
     if side is None:
         declared = from_metadata(model, device, batch)
         if declared is not None:
             return declared
-    return from_first_layer(model, device, batch, side)
+    from .infer_inputs import infer_plan
+
+    plan = infer_plan(model, batch, side)
+    if plan is None:
+        raise StageError("capture", "cannot infer an input shape: the model has no weight layer",
+                         hint="define example_inputs() in the file or pass --input-shape")
+    return plan.make(device)
 
 
 def _ints(value: Any, n: int | None = None) -> tuple[int, ...] | None:
@@ -125,7 +110,9 @@ def from_metadata(model: Any, device: str, batch: int) -> ExampleInputs | None:
         if hf is not None:
             return hf
     side = _ints(getattr(model, "image_size", None) or getattr(model, "img_size", None), 2)
-    _, first = first_weight_module(model)
+    from .infer_inputs import registration_first
+
+    _, first = registration_first(model)
     if side is not None and isinstance(first, torch.nn.Conv2d):
         return ExampleInputs((torch.randn(batch, first.in_channels, *side, device=device),), {},
                              "the model's image_size")
@@ -160,47 +147,6 @@ def _from_hf_config(model: Any, config: Any, main: str, device: str, batch: int)
     if main == "input_values":  # raw audio: one second at 16 kHz
         return ExampleInputs((), {"input_values": torch.randn(batch, 16000, device=device)}, src)
     return None
-
-
-def from_first_layer(model: Any, device: str, batch: int = DEFAULT_BATCH, side: int | None = None) -> ExampleInputs:
-    """Guess inputs from the first weight layer registered (usually the first one called)."""
-    import torch
-    import torch.nn as nn
-
-    name, first = first_weight_module(model)
-    if first is None:
-        raise StageError("capture", "cannot infer an input shape: the model has no weight layer",
-                         hint="define example_inputs() in the file or pass --input-shape")
-    src = f"inferred from {name} ({type(first).__name__})"
-    T = DEFAULT_SEQUENCE
-    if isinstance(first, nn.Embedding):
-        return ExampleInputs((torch.randint(0, first.num_embeddings, (batch, T), device=device),), {}, src)
-    if isinstance(first, nn.EmbeddingBag):
-        return ExampleInputs((torch.randint(0, first.num_embeddings, (batch, T), device=device),), {}, src)
-    if isinstance(first, nn.Linear):
-        return ExampleInputs((torch.randn(batch, first.in_features, device=device),), {}, src)
-    if isinstance(first, nn.Bilinear):
-        return ExampleInputs((torch.randn(batch, first.in1_features, device=device),
-                              torch.randn(batch, first.in2_features, device=device)), {}, src)
-    if isinstance(first, nn.modules.conv._ConvNd):
-        dims = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3, nn.ConvTranspose1d: 1, nn.ConvTranspose2d: 2,
-                nn.ConvTranspose3d: 3}
-        nd = next((d for cls, d in dims.items() if isinstance(first, cls)), len(first.kernel_size))
-        default = {1: 128, 2: 224 if first.in_channels == 3 else 32, 3: 16}[nd]
-        n = side if side is not None and nd == 2 else default
-        return ExampleInputs((torch.randn(batch, first.in_channels, *([n] * nd), device=device),), {}, src)
-    if isinstance(first, nn.RNNBase):
-        shape = (batch, T, first.input_size) if first.batch_first else (T, batch, first.input_size)
-        return ExampleInputs((torch.randn(*shape, device=device),), {}, src)
-    if isinstance(first, nn.RNNCellBase):
-        return ExampleInputs((torch.randn(batch, first.input_size, device=device),), {}, src)
-    if isinstance(first, nn.MultiheadAttention):
-        shape = (batch, T, first.embed_dim) if first.batch_first else (T, batch, first.embed_dim)
-        x = torch.randn(*shape, device=device)
-        # An MHA model takes (query, key, value); a model built around one (an encoder) takes x.
-        return ExampleInputs((x, x, x) if model is first else (x,), {}, src)
-    raise StageError("capture", f"cannot infer an input shape from {name} ({type(first).__name__})",
-                     hint="define example_inputs() in the file or pass --input-shape")
 
 
 # Image sides worth a second try when a guessed image is rejected: Inception's 299, CIFAR's 32,
@@ -262,30 +208,22 @@ def flattening_wrapper(model: Any) -> Any:
     return OutputFlattener(model)
 
 
-def forward_kwargs(model: Any, inputs: ExampleInputs) -> dict:
-    """Hugging Face models: ask for no cache, so no cache object is built."""
-    import inspect
-
-    try:
-        params = inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return dict(inputs.kwargs)
-    kwargs = dict(inputs.kwargs)
-    if "use_cache" in params and "use_cache" not in kwargs:
-        kwargs["use_cache"] = False
-    return kwargs
-
-
-def example_inputs_for(built: Any, loaded: Any, config: Any, device: str, side: int | None = None) -> ExampleInputs:
+def example_inputs_for(built: Any, loaded: Any, config: Any, device: str, side: int | None = None,
+                       like: ExampleInputs | None = None) -> ExampleInputs:
     """The model's example inputs on ``device``: the file's ``example_inputs()``, else the
-    configured shape, else inferred from the model (``side``: the image side a retry chose)."""
-    model = built.meta_model if device == "meta" else built.model
+    configured shapes, else inferred from the model (``side``: the image side a retry chose).
+    ``like``: inputs made before (on another device) whose plan is made again here, so every
+    stage sees the same shapes without guessing twice."""
     if loaded.example_inputs is not None:
         return from_function(loaded.example_inputs, device)
+    if like is not None and like.plan is not None and (side is None or side == like.side):
+        return like.plan.make(device)
     if config.input_shape:
-        ex = from_shape(config.input_shape, model, device)
-        ex.source = "input-shape"
-        return ex
+        model = built.meta_model if built.meta_model is not None else built.model
+        return plan_from_shapes(config.input_shape, model).make(device)
+    # guesses are checked by running the model: on the meta twin when there is one (free)
+    model = built.meta_model if built.meta_model is not None else built.model
     ex = infer(model, device, batch=config.batch_size or DEFAULT_BATCH, side=side)
-    ex.side = side
+    if side is not None:
+        ex.side = side
     return ex

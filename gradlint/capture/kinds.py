@@ -315,6 +315,8 @@ _FUNCTIONS: dict[str, tuple[str, str | None, dict]] = {
     "linear": _fn(g.LINEAR), "bilinear": _fn(g.LINEAR),
     "addmm": _fn(g.MATMUL), "matmul": _fn(g.MATMUL), "mm": _fn(g.MATMUL), "bmm": _fn(g.MATMUL),
     "baddbmm": _fn(g.MATMUL), "einsum": _fn(g.MATMUL), "tensordot": _fn(g.MATMUL),
+    # a sparse matrix (a graph's adjacency) times features: the same expectations as a dense one
+    "sparse_mm": _fn(g.MATMUL, "mm"), "spmm": _fn(g.MATMUL, "mm"), "smm": _fn(g.MATMUL, "mm"),
     "conv1d": _fn(g.CONV, stride=(3, "stride", 1), groups=(6, "groups", 1)),
     "conv2d": _fn(g.CONV, stride=(3, "stride", 1), groups=(6, "groups", 1)),
     "conv3d": _fn(g.CONV, stride=(3, "stride", 1), groups=(6, "groups", 1)),

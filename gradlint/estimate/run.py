@@ -67,7 +67,7 @@ def input_statistics(graph: Any, built: Any, loaded: Any, example: Any, config: 
         from ..capture.inputs import example_inputs_for
 
         if sum(int(t.numel()) for t in tensors) <= 50_000_000:
-            real = _flat_tensors(example_inputs_for(built, loaded, config, "cpu"))
+            real = _flat_tensors(example_inputs_for(built, loaded, config, "cpu", like=example))
     except Exception:  # noqa: BLE001 - user code: fall back to N(0, 1)
         real = None
     stats: dict[int, Signal] = {}
@@ -109,6 +109,8 @@ def tensor_signal(t: Any, channels_first: bool) -> Signal:
     import torch
 
     with torch.no_grad():
+        if t.layout != torch.strided:  # a sparse input (a graph's adjacency): its entries, zeros included
+            t = t.to_dense()
         x = t.detach().double()
         if x.numel() == 0 or not torch.is_floating_point(t):
             return UNIT

@@ -18,6 +18,8 @@ class StageError(Exception):
     message: str
     location: Location | None = None
     hint: str | None = None
+    missing_module: str | None = None  # it came from importing a module that is not installed
+
 
     def __str__(self) -> str:
         return f"{self.stage}: {self.message}"
@@ -53,4 +55,16 @@ def stage_error(stage: str, exc: BaseException, hint: str | None = None, fallbac
 
         print(f"--- gradlint --debug: {stage} failed ---", file=sys.stderr)
         traceback.print_exception(exc, file=sys.stderr)
-    return StageError(stage, one_line(exc), user_frame_of(exc) or fallback, hint)
+    return StageError(stage, one_line(exc), user_frame_of(exc) or fallback, hint, missing_module(exc))
+
+
+def missing_module(exc: BaseException) -> str | None:
+    """The module whose absence caused ``exc`` (a ModuleNotFoundError, or an error raised while
+    handling one: ``raise ImportError("pip install einops") from e``), else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ModuleNotFoundError):
+            return exc.name or "?"
+        exc = exc.__cause__ or exc.__context__
+    return None

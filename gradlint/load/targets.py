@@ -1,6 +1,11 @@
-"""Target specs (a contract): ``file.py``, ``file.py::build``, ``'file.py::Net(depth=20)'``, ``dir/``.
+"""Target specs (a contract): ``file.py``, ``file.py::build``, ``'file.py::GPT(GPTConfig(n_layer=4))'``,
+``dir/``.
 
-Parsing is pure Python (no torch) so that bad targets are reported before anything heavy loads.
+After ``::`` comes any Python expression, evaluated later in the namespace of the imported file
+(so the file's own classes, config objects and imports can be used). A bare name is called with
+no arguments when it names a class or a function; an expression is taken as it evaluates. Parsing
+is pure Python (no torch, no user code) so that bad targets are reported before anything heavy
+loads.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 # Folders never worth descending into when a directory is given.
 SKIP_DIRS = frozenset(
@@ -27,54 +31,53 @@ class TargetError(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    """One file, optionally narrowed to one attribute called with literal arguments."""
+    """One file, optionally narrowed to one expression evaluated in the file's namespace."""
 
     path: str
-    attr: str | None = None
-    args: tuple[Any, ...] = ()
-    kwargs: tuple[tuple[str, Any], ...] = ()
-    call_text: str | None = None  # the user's spelling of the call, kept for re-runnable specs
+    expr: str | None = None  # the text after '::', as the user wrote it (re-runnable)
 
     @property
     def spec(self) -> str:
-        if self.attr is None:
-            return self.path
-        return f"{self.path}::{self.call_text or self.attr}"
+        return self.path if self.expr is None else f"{self.path}::{self.expr}"
 
-    def with_attr(self, attr: str) -> "Target":
-        return Target(self.path, attr)
+    @property
+    def is_name(self) -> bool:
+        """``file.py::Net``: a name to call with no arguments (or a module instance to take)."""
+        return self.expr is not None and self.expr.isidentifier()
+
+    @property
+    def name(self) -> str | None:
+        """The name the expression starts from (``GPT`` for ``GPT(GPTConfig())``), for messages."""
+        if self.expr is None:
+            return None
+        node = ast.parse(self.expr, mode="eval").body
+        while isinstance(node, (ast.Call, ast.Attribute, ast.Subscript)):
+            node = node.func if isinstance(node, ast.Call) else node.value
+        return node.id if isinstance(node, ast.Name) else self.expr
+
+    def with_expr(self, expr: str) -> "Target":
+        return Target(self.path, expr)
 
 
 def parse_target(spec: str) -> Target:
-    """Parse ``path[::Name[(literal args)]]``; raises TargetError with an actionable message."""
+    """Parse ``path[::expression]``; raises TargetError with an actionable message."""
     path, sep, rest = spec.partition("::")
     if not path:
         raise TargetError(f"{spec}: empty path; expected path/to/model.py[::Name]")
     if not sep:
         return Target(path)
     rest = rest.strip()
+    if not rest:
+        raise TargetError(f"{spec}: nothing after '::'; expected a name or an expression, e.g. "
+                          "'model.py::Net(depth=20)'")
     try:
-        expr = ast.parse(rest, mode="eval").body
-    except SyntaxError:
+        ast.parse(rest, mode="eval")
+    except SyntaxError as e:
         raise TargetError(
-            f"{spec}: cannot parse {rest!r}; expected Name or Name(literal arguments), "
-            "e.g. 'model.py::Net(depth=20)'"
+            f"{spec}: {rest!r} is not a Python expression ({e.msg}); expected a name or an expression "
+            "evaluated in the file, e.g. 'model.py::Net(depth=20)' or 'model.py::GPT(GPTConfig(n_layer=4))'"
         ) from None
-    if isinstance(expr, ast.Name):
-        return Target(path, expr.id)
-    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
-        try:
-            args = tuple(ast.literal_eval(a) for a in expr.args)
-            kwargs = tuple((k.arg, ast.literal_eval(k.value)) for k in expr.keywords if k.arg)
-        except ValueError:
-            raise TargetError(
-                f"{spec}: arguments must be Python literals (numbers, strings, tuples, lists, "
-                "dicts, True/False/None)"
-            ) from None
-        if any(k.arg is None for k in expr.keywords):
-            raise TargetError(f"{spec}: **kwargs are not supported in a target")
-        return Target(path, expr.func.id, args, kwargs, call_text=rest)
-    raise TargetError(f"{spec}: expected Name or Name(literal arguments) after '::'")
+    return Target(path, rest)
 
 
 @dataclass
@@ -102,7 +105,7 @@ def expand_targets(specs: list[str], exclude: list[str] | None = None) -> Expans
             continue
         p = Path(target.path)
         if p.is_dir():
-            if target.attr:
+            if target.expr is not None:
                 out.errors.append(f"{spec}: '::' needs a file, not a folder")
                 continue
             for f in iter_python_files(p, exclude):

@@ -35,6 +35,9 @@ class FileResult:
     messages: list[str] = field(default_factory=list)
     internal_errors: list[str] = field(default_factory=list)
     project_files: list[str] = field(default_factory=list)
+    # False when a model failed on a module that is not installed: installing it must be seen at
+    # once, so such a result is never stored
+    cacheable: bool = True
 
 
 def _sha(path: str) -> str | None:
@@ -53,7 +56,7 @@ def _version(dist: str) -> str:
 
 def _own_source_stamp() -> str:
     """gradlint's own files (size and mtime): a development checkout never serves stale results."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # the whole gradlint package, not only pipeline/
     parts = []
     for p in sorted(here.rglob("*.py")):
         st = p.stat()
@@ -121,7 +124,8 @@ class Cache:
 def _portable(result: FileResult) -> FileResult:
     """Drop what only an in-process caller needs (the captured graph)."""
     reports = [pickle.loads(pickle.dumps(replace(r, graph=None))) for r in result.reports]
-    return FileResult(reports, list(result.messages), list(result.internal_errors), list(result.project_files))
+    return FileResult(reports, list(result.messages), list(result.internal_errors), list(result.project_files),
+                      result.cacheable)
 
 
 def _ensure_gitignore(directory: Path) -> None:

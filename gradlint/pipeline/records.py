@@ -61,7 +61,7 @@ class Summary:
 @dataclass
 class ModelReport:
     target: str
-    status: str = "analyzed"  # analyzed | failed
+    status: str = "analyzed"  # analyzed | failed | not-built (GL002: discovery could not build the class)
     error: dict[str, str] | None = None  # {"stage": ..., "message": ...}
     capture: str | None = None
     layers: list[LayerReport] = field(default_factory=list)
@@ -82,6 +82,7 @@ class ModelReport:
     output_files: list[str] = field(default_factory=list)  # --plot / --tensorboard outputs
     project_files: list[str] = field(default_factory=list)  # user files the model's import used
     cached: bool = False  # served from the cache
+    missing_module: str | None = None  # failed on importing a module that is not installed (never cached)
     graph: LayerGraph | None = None  # the captured graph; in-process only, never cached
     depth_check: dict[str, Any] | None = None  # --verify --depth K: the truncated copy's agreement
 

@@ -54,7 +54,7 @@ def run(specs: list[str], config: Config, enabled: set[str], jobs: int = 1, use_
         fresh = [analyze_file(targets[i], session, explicit[i]) for i in todo]
     for i, result in zip(todo, fresh):
         results[i] = result
-        if cache is not None and not result.internal_errors:
+        if cache is not None and not result.internal_errors and result.cacheable:
             cache.put(targets[i], result)
     for result in results:
         report.models += result.reports
@@ -85,7 +85,7 @@ def configured_targets(config: Config) -> list[Target]:
     for spec in config.models:
         t = parse_target(spec)
         if config.root is not None and not os.path.isabs(t.path):
-            t = Target(str(config.root / t.path), t.attr, t.args, t.kwargs, t.call_text)
+            t = Target(str(config.root / t.path), t.expr)
         out.append(t)
     return out
 
@@ -97,9 +97,44 @@ def failed_report(target: str, error: StageError, path: str, session: Session) -
     finding = rule.from_error(error)
     if finding.location is None:
         finding.location = Location(_display(path), 1, 1)
-    m = ModelReport(target=target, status="failed", error={"stage": error.stage, "message": error.message}, path=path)
+    m = ModelReport(target=target, status="failed", error={"stage": error.stage, "message": error.message}, path=path,
+                    missing_module=error.missing_module)
     m.findings = filter_findings([finding], m, session) if "GL001" in session.enabled else []
     return m
+
+
+def unbuilt_report(unbuilt: Any, target: Target, session: Session) -> ModelReport:
+    """A model class discovery found and could not build (``load.discover.Unbuilt``): a GL002
+    warning at the class, with the target that would analyse it."""
+    from ..rules import all_rules
+
+    finding = all_rules()["GL002"]().from_unbuilt(unbuilt, target.path)
+    if finding.location is None:
+        finding.location = Location(_display(target.path), 1, 1)
+    if unbuilt.cls is None:
+        why = "no model found in the file"
+    else:
+        why = unbuilt.error or f"the constructor needs {', '.join(unbuilt.needs) or 'arguments'}"
+    m = ModelReport(target=f"{target.path}::{unbuilt.name}" if unbuilt.cls is not None else target.path,
+                    status="not-built",
+                    error={"stage": "build", "message": why}, path=target.path)
+    m.findings = filter_findings([finding], m, session) if "GL002" in session.enabled else []
+    return m
+
+
+def unbuilt_from_guess(candidate: Any, error: StageError) -> Any:
+    """Discovery built ``candidate`` with arguments it guessed, and that failed."""
+    from ..load.discover import Unbuilt, required_parameters
+    from ..load.repository_calls import call_examples
+
+    cls = candidate.builds
+    return Unbuilt(cls, candidate.location, required_parameters(cls) or [], tried=candidate.target.expr,
+                   error=error.message, examples=call_examples(candidate.target.path, cls.__name__, cls.__module__))
+
+
+def _built_inside(cls: type, built: list) -> bool:
+    """Whether some built model is, or contains, an instance of ``cls``."""
+    return any(type(m) is cls for b, _ in built for m in b.model.modules())
 
 
 def _display(path: str) -> str:
@@ -131,16 +166,17 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any
         return out
     out.project_files = loaded.project_files or [str(Path(target.path).resolve())]
     if loaded.error is not None:
-        out.reports.append(failed_report(target.spec, loaded.error, target.path, session))
-        return out
-    if not loaded.candidates:
-        if explicit:
-            out.messages.append(f"{target.path}: no models found (define an nn.Module subclass whose constructor "
-                                f"needs no arguments, or name one: {target.path}::Net(depth=4))")
-        return out
+        error = loaded.error
+        if loaded.partial and loaded.candidates:
+            error.message += "; the models defined before that line are analysed"
+        out.reports.append(failed_report(target.spec, error, target.path, session))
+        out.cacheable = not error.missing_module
+        if not (loaded.partial and loaded.candidates):
+            return out
     load_time = time.perf_counter() - t0
 
     built = []
+    unbuilt = list(loaded.unbuilt)
     for cand in loaded.candidates:
         t1 = time.perf_counter()
         try:
@@ -152,11 +188,27 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any
             out.reports.append(failed_report(cand.target.spec, err, target.path, session))
             continue
         except StageError as e:
+            if cand.guess:  # discovery's guess at the arguments was wrong: GL002 says what to write
+                unbuilt.append(unbuilt_from_guess(cand, e))
+                continue
             out.reports.append(failed_report(cand.target.spec, e, target.path, session))
             continue
         built.append((b, time.perf_counter() - t1))
     if loaded.discovered:
         built = _drop_components(built)
+        # helpers without parameters (an activation class) are not models: skipped without a word
+        # (one that owns parameters but no weight layer is GL003's)
+        built = [(b, t) for b, t in built if b.parameters > 0]
+        unbuilt = [u for u in unbuilt if not _built_inside(u.cls, built)]
+    for u in unbuilt:
+        out.reports.append(unbuilt_report(u, target, session))
+    if not built and not out.reports:
+        if explicit and loaded.nothing is not None:  # model code, yet nothing to build: never a silent pass
+            out.reports.append(unbuilt_report(loaded.nothing, target, session))
+        elif explicit:
+            out.messages.append(f"{target.path}: no models found (define an nn.Module subclass whose constructor "
+                                f"needs no arguments, or name one: {target.path}::Net(depth=4))")
+        return out
     for b, build_time in built:
         try:
             with time_limit(config.timeout), _seeded(config.seed):
@@ -167,6 +219,8 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any
             m = failed_report(b.candidate.target.spec, err, target.path, session)
         m.timings = {"load": load_time, "build": build_time, **m.timings}
         out.reports.append(m)
+    # an import error inside a constructor or forward, too: installing the module must be seen
+    out.cacheable = not any(r.missing_module for r in out.reports)
     out.reports.sort(key=lambda r: _order_key(r, loaded))
     out.internal_errors = session.internal_errors[errors_before:]
     return out

@@ -24,11 +24,14 @@ def summary_line(report: Report, notes_shown: bool = True) -> str:
     n = len(report.problems)
     models = len(report.models)
     failed = sum(m.status == "failed" for m in report.models)
+    not_built = sum(m.status == "not-built" for m in report.models)
     with_problems = sum(any(f.is_problem for f in m.findings) for m in report.models)
     if models == 0:
         return "No models analyzed."
     model_word = "model" if models == 1 else "models"
-    fail_txt = f" ({failed} could not be analyzed)" if failed else ""
+    reasons = [f"{failed} could not be analyzed"] if failed else []
+    reasons += [f"{not_built} not built: see GL002"] if not_built else []
+    fail_txt = f" ({'; '.join(reasons)})" if reasons else ""
     notes = len(report.notes)
     note_txt = ""
     if notes:

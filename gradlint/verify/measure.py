@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ..load.build import set_training
+
 
 @dataclass
 class LayerGradient:
@@ -104,7 +106,7 @@ def measure(model: Any, args: tuple, kwargs: dict, layers: Sequence[tuple[str, S
 
     from ..capture.inputs import output_tensors
 
-    model.train()
+    set_training(model)
     model.zero_grad(set_to_none=True)
     with torch.enable_grad():
         out = model(*args, **kwargs)

@@ -40,6 +40,6 @@ def inputs_for(vbuilt: Any, loaded: Any, config: Any, device: str, analysed: Any
 
     try:
         # the same image side the capture settled on (Inception's 299 after 224 was rejected)
-        return example_inputs_for(vbuilt, loaded, config, device, side=getattr(analysed, "side", None))
+        return example_inputs_for(vbuilt, loaded, config, device, side=getattr(analysed, "side", None), like=analysed)
     except StageError as e:
         raise StageError("verify", f"building inputs on {device} failed: {e.message}", e.location, e.hint) from None

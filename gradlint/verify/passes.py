@@ -21,6 +21,7 @@ from ..ir.errors import StageError, one_line, stage_error, user_frame_of
 from .gradstats import grad_stats
 from .measure import grad_ratios, projection_loss, weight_gradients
 from ..ir.verdict import Thresholds
+from ..load.build import set_training
 from .measurement import LayerMeasurement, Measurement, summarize
 from .nonfinite import find_forward_origin
 from .probes import Probes
@@ -151,7 +152,7 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
     loss_value = None
     modes = contextlib.ExitStack()
     try:
-        model.train()
+        set_training(model)
         dropped_paths = modes.enter_context(stochastic_depth_off(model))  # identity, as at inference
         for name, p in model.named_parameters():
             p.grad = None

@@ -94,7 +94,7 @@ def _materialize(built: Any, device: str, config: Any) -> tuple[Any, dict, Any, 
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            vbuilt = build_model(built.candidate, sys.maxsize, device=device)
+            vbuilt = build_model(built.candidate, sys.maxsize, device=device, twin=False)
     except StageError as e:
         raise StageError("verify", f"building the model on {device} failed: {e.message}", e.location, e.hint) from None
     return vbuilt.model, vbuilt.sites, vbuilt, None

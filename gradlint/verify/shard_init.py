@@ -22,6 +22,7 @@ import contextlib
 from typing import Any, Iterator
 
 from ..ir.errors import StageError
+from ..load.build import set_training
 
 BIG = 1 << 16  # parameters with at least this many entries start on meta when their module can reset them
 
@@ -90,7 +91,7 @@ def build_sharded(built: Any, config: Any, dist_run: Any) -> tuple[Any, dict, in
     except Exception as e:  # noqa: BLE001 - the constructor ran before, on meta: rare
         raise StageError("verify", f"building the model with its large layers on meta failed: {type(e).__name__}: {e}",
                          built.candidate.location) from None
-    model.train()
+    set_training(model)
     meta_names = {n for n, p in model.named_parameters() if p.is_meta}
     real_bytes = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if n not in meta_names)
     shard_bytes = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if n in meta_names)

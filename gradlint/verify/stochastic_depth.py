@@ -16,6 +16,7 @@ import contextlib
 from typing import Any, Iterator
 
 from ..capture.kinds import is_stochastic_depth
+from ..load.build import set_training
 
 @contextlib.contextmanager
 def stochastic_depth_off(model: Any) -> Iterator[int]:
@@ -25,7 +26,7 @@ def stochastic_depth_off(model: Any) -> Iterator[int]:
     saved = [(m, m.training) for m in found]
     try:
         for m in found:
-            m.train(False)
+            set_training(m, False)
         yield len(found)
     finally:
         for m, flag in saved:

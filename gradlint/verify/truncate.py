@@ -57,6 +57,10 @@ def truncated_copy(built: Any, keep: int, device: str) -> tuple[Any, Blocks]:
     from ..load.build import build_model, count_parameters
     from .resources import available_bytes, gib, parameter_bytes
 
+    if getattr(built.candidate, "prebuilt", None) is not None:
+        raise StageError("verify", f"--depth {keep}: the model was built by the file at import (a module-level "
+                         "instance), so no copy with fewer blocks can be constructed", built.candidate.location,
+                         "name a class or a factory as the target (file.py::Net(...)), or drop --depth")
     meta = built.meta_model if built.meta_model is not None else built.model
     blocks = main_blocks(meta)
     if blocks is None:
@@ -75,7 +79,7 @@ def truncated_copy(built: Any, keep: int, device: str) -> tuple[Any, Blocks]:
                              built.candidate.location, "use a smaller --depth, or another --device")
     try:
         with later_blocks_on_meta(block_type, keep) as made:
-            vbuilt = build_model(built.candidate, sys.maxsize, device=device)
+            vbuilt = build_model(built.candidate, sys.maxsize, device=device, twin=False)
     except StageError as e:
         raise StageError("verify", f"--depth {keep}: building the copy on {device} failed: {e.message}",
                          e.location, e.hint) from None
