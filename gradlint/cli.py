@@ -5,6 +5,7 @@ Nothing here imports torch: ``--help`` and ``gradlint rule`` stay instant.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -67,17 +68,22 @@ def _formats() -> tuple[str, ...]:
 @click.option("--statistics", is_flag=True, help="Count the findings per code instead of listing them (json with --format json).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="pyproject.toml to read [tool.gradlint] from (default: the nearest one).")
-@click.option("--timeout", type=float, default=None, help="Seconds allowed per model (default 120).")
+@click.option("--timeout", type=float, default=None, callback=lambda ctx, p, v: _positive_seconds(v),
+              help="Seconds allowed for importing a file, and for building and for analysing each model (default 120).")
+@click.option("--memory-limit", default=None, metavar="SIZE",
+              help="Address space per analysis worker, e.g. 8GiB (the default), 512MiB; 0 or none: no cap.")
 @click.option("--chart", is_flag=True, default=None, help="Draw gradient magnitude against depth in the terminal.")
 @click.option("--plot", default=None, metavar="FILE.png", help="Save gradient-norm-by-depth and histogram plots (implies --verify; needs matplotlib).")
 @click.option("--tensorboard", default=None, metavar="DIR", help="Write per-layer norms and histograms as TensorBoard events (implies --verify).")
 @click.option("--no-cache", is_flag=True, help="Analyse every file again instead of reusing cached results.")
-@click.option("-j", "--jobs", type=int, default=1, show_default=True,
-              help="Files analysed in parallel, in separate processes (0: one per CPU).")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Files analysed in parallel, each in its own worker process (0: one per CPU).")
+@click.option("--with-dependents", is_flag=True,
+              help="Also analyse the model files that import a given file, as recorded by earlier runs (pre-commit).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
-          input_shape, exit_zero, show_fixes, statistics, config_path, timeout, chart, plot, tensorboard, no_cache,
-          jobs, debug) -> None:
+          input_shape, exit_zero, show_fixes, statistics, config_path, timeout, memory_limit, chart, plot, tensorboard,
+          no_cache, jobs, with_dependents, debug) -> None:
     """Analyse the models in TARGETS (files, folders, file.py::Name)."""
     from .ir import errors
 
@@ -91,6 +97,8 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
             "seed": seed, "input_shape": shape, "timeout": timeout, "chart": chart, "plot": plot,
             "tensorboard": tensorboard,
         })
+        if memory_limit is not None:
+            config.memory_limit = _parse_memory_limit(memory_limit)
         from .rules import check_rule_options, needs_verify, select_rules
 
         enabled = select_rules(config.select, config.extend_select, config.ignore)
@@ -121,7 +129,8 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
         jobs = os.cpu_count() or 1
     use_cache = config.cache and not no_cache and not debug and not os.environ.get("GRADLINT_NO_CACHE")
     try:
-        report, session = run(specs, config, enabled, jobs=max(jobs, 1), use_cache=use_cache)
+        report, session = run(specs, config, enabled, jobs=max(jobs, 1), use_cache=use_cache,
+                              with_dependents=with_dependents)
     except KeyboardInterrupt:
         click.echo("gradlint: interrupted", err=True)
         sys.exit(130)
@@ -184,14 +193,30 @@ def _load_config(config_path: str | None, targets: tuple[str, ...]):
     return load_config(find_pyproject(start))
 
 
+def _positive_seconds(value: float | None) -> float | None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise click.BadParameter(f"{value:g}: expected a positive number of seconds")
+    return value
+
+
+def _parse_memory_limit(text: str) -> int | None:
+    from .config import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise ConfigError(f"--memory-limit {text}: expected a size like 8GiB or 512MiB (0 or none: no cap)") from None
+
+
 def _parse_shape(text: str | None) -> list[int] | None:
     if not text:
         return None
+    parts = [x.strip() for x in text.replace("x", ",").split(",")]
     try:
-        shape = [int(x) for x in text.replace("x", ",").split(",") if x.strip()]
+        shape = [int(x) for x in parts]
     except ValueError:
         raise ConfigError(f"--input-shape {text}: expected integers like 8,3,32,32") from None
-    if not shape or any(s <= 0 for s in shape):
+    if any(s <= 0 for s in shape):
         raise ConfigError(f"--input-shape {text}: expected positive integers like 8,3,32,32")
     return shape
 

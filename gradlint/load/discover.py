@@ -38,6 +38,7 @@ class LoadedFile:
     loss: Callable[..., Any] | None = None
     project_files: list[str] = field(default_factory=list)  # user files the import pulled in
     error: StageError | None = None
+    usage_error: str | None = None  # the target names something the file does not define (exit 2)
     discovered: bool = False  # candidates found by discovery (vs. named by the target)
 
 
@@ -101,11 +102,7 @@ def load_file(target: Target, configured: list[Target] | None = None) -> LoadedF
     if target.attr is not None:
         obj = getattr(module, target.attr, None)
         if obj is None:
-            out.error = StageError(
-                "import", f"{target.path} defines no {target.attr!r}",
-                Location(display_path(target.path), 1, 1),
-                "name a class or a factory function defined in the file",
-            )
+            out.usage_error = missing_name_message(target, module)
             return out
         if not callable(obj):
             out.error = StageError(
@@ -132,3 +129,23 @@ def load_file(target: Target, configured: list[Target] | None = None) -> LoadedF
     return out
 
 
+def defined_names(module: types.ModuleType) -> list[str]:
+    """The classes and functions a module defines itself (not imports), in source order."""
+    found = []
+    for name, obj in vars(module).items():
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and getattr(obj, "__module__", None) == module.__name__ \
+                and not name.startswith("_"):
+            loc = definition_location(obj)
+            found.append((loc.line if loc else 0, name))
+    return [name for _, name in sorted(found)]
+
+
+def missing_name_message(target: Target, module: types.ModuleType) -> str:
+    """``file.py::Missing``: which names exist, the closest first."""
+    import difflib
+
+    names = defined_names(module)
+    close = difflib.get_close_matches(target.attr or "", names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listing = f"it defines {', '.join(names)}" if names else "it defines no class or function"
+    return f"{target.spec}: {target.path} defines no {target.attr!r}{hint}; {listing}"

@@ -35,9 +35,11 @@ def _scan_cached(path: str, mtime_ns: int, size: int) -> SourceFacts:
     import libcst as cst
     from libcst.metadata import MetadataWrapper, PositionProvider
 
+    from ..load.importer import source_bytes
+
     facts = SourceFacts()
     try:
-        text = Path(path).read_bytes().decode("utf-8", errors="replace")
+        text = source_bytes(path).decode("utf-8", errors="replace")
         module = cst.parse_module(text)
     except Exception:  # noqa: BLE001 - unparsable files carry no suppressions
         return facts
