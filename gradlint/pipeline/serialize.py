@@ -241,12 +241,13 @@ def _decode(data: Any, tp: Any, where: str) -> Any:
     raise ShapeError(f"{where}: cannot read a value of type {tp}")
 
 
-def _decode_dataclass(data: Any, cls: type, where: str) -> Any:
+def _decode_dataclass(data: Any, cls: type, where: str, tagged: bool = False) -> Any:
+    """``tagged``: the object carries its ``$type`` (where the type hint says Any)."""
     if not isinstance(data, dict):
         raise ShapeError(f"{where}: expected an object for {cls.__name__}, got {type(data).__name__}")
     fields = _fields(cls)
     known = {name for name, _, _ in fields}
-    unknown = [k for k in data if k not in known and k != "$type"]
+    unknown = [k for k in data if k not in known and not (tagged and k == "$type")]
     if unknown:
         raise ShapeError(f"{where}: {cls.__name__} has no field {unknown[0]!r}")
     values = {}
@@ -275,7 +276,7 @@ def _decode_any(data: Any, where: str) -> Any:
             cls = _TAGGED.get(data["$type"]) if isinstance(data["$type"], str) else None
             if cls is None:
                 raise ShapeError(f"{where}: unknown type tag {data['$type']!r}")
-            return _decode_dataclass(data, cls, where)
+            return _decode_dataclass(data, cls, where, tagged=True)
         if any(k.startswith("$") for k in data):
             raise ShapeError(f"{where}: unexpected key starting with $")
         return {k: _decode_any(v, f"{where}[{k!r}]") for k, v in data.items()}
