@@ -45,7 +45,7 @@ def run(specs: list[str], config: Config, enabled: set[str], jobs: int = 1, use_
     workers.py), ``jobs`` at a time, results in the order of a serial run. ``with_dependents``:
     also the files the cache recorded as importing one of the given files (a changed helper)."""
     from .cache import Cache, config_fingerprint
-    from .workers import FileJob, Limits, analyze_files, isolation_available
+    from .workers import FileJob, Limits, analyze_files, isolation_available, needs_spawn
 
     session = Session(config, enabled)
     report = Report()
@@ -71,8 +71,11 @@ def run(specs: list[str], config: Config, enabled: set[str], jobs: int = 1, use_
 
     todo = [FileJob(i, targets[i], explicit[i]) for i, r in enumerate(results) if r is None]
     if todo and isolate and isolation_available():
-        analyze_files(todo, session, jobs, Limits(config.timeout, config.memory_limit), finished, analyze_file,
-                      failed_report)
+        # A warm-up pays torch's and gradlint's first-call work once instead of in every worker:
+        # worth it from two files on.
+        threads = 0 if needs_spawn(config) else prepare_workers(warm=len(todo) > 1)
+        analyze_files(todo, session, jobs, Limits(config.timeout, config.memory_limit, threads), finished,
+                      analyze_file, failed_report)
     else:
         for job in todo:
             finished(job.index, analyze_file(job.target, session, job.explicit))
@@ -83,6 +86,27 @@ def run(specs: list[str], config: Config, enabled: set[str], jobs: int = 1, use_
         report.usage_errors += result.usage_errors
         session.internal_errors += [e for e in result.internal_errors if e not in session.internal_errors]
     return report, session
+
+
+def prepare_workers(dynamo: bool = False, warm: bool = True) -> int:
+    """Import (and ``warm`` up) this process before workers are forked from it (workers.preload);
+    the threads a worker may give torch for --verify."""
+    from .workers import preload
+
+    return preload(dynamo, warm_up if warm else None)
+
+
+def warm_up() -> None:
+    """Analyse ``warmup_model.py`` here, findings dropped: torch's and gradlint's first-call work."""
+    from ..rules import select_rules
+
+    from .serialize import dumps, loads
+    from .suppress import scan
+
+    path = str(Path(__file__).with_name("warmup_model.py"))
+    result = analyze_file(Target(path), Session(Config(cache=False), select_rules(["ALL"], [], [])), explicit=False)
+    scan(path)  # the noqa scan skips gradlint's own files: run it once here
+    loads(dumps(result, FileResult), FileResult)  # the serializer's type-hint tables
 
 
 def spawned_worker() -> None:

@@ -28,6 +28,7 @@ reserves far more address space than it uses.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import os
@@ -60,6 +61,7 @@ _EXIT_INTERNAL = 70  # the worker's own failure, outside any model
 class Limits:
     timeout: float  # seconds per phase (``--timeout``)
     memory: int | None  # bytes of address space per worker (``memory-limit``); None: no cap
+    threads: int = 1  # torch's intra-op threads in a worker for --verify (the static analysis uses one)
 
     @property
     def grace(self) -> float:
@@ -94,12 +96,21 @@ def needs_spawn(config: Any) -> bool:
     return False
 
 
-def preload(dynamo: bool = False) -> None:
-    """Import torch and the analysis' modules once, before forking; no tensor operation runs
-    here (torch's thread pools start on the first one and would not survive a fork).
-    ``dynamo``: import torch._dynamo too (a long-lived server), else defer it (load/lazy_dynamo.py)."""
+def preload(dynamo: bool = False, warm_up: Callable[[], None] | None = None) -> int:
+    """Import torch and the analysis' modules once, before forking, and warm them up; returns
+    the number of threads a worker may give torch for --verify. ``dynamo``: import
+    torch._dynamo too (a long-lived server), else defer it (load/lazy_dynamo.py). ``warm_up``:
+    an analysis run here (run.warm_up), so every worker forked afterwards inherits torch's and
+    gradlint's first-call work done.
+
+    torch's thread pool (GNU OpenMP) does not survive a fork: a worker whose parent ever ran a
+    parallel region hangs in its first one. A parent that imports torch here has run none, and
+    the warm-up runs with one thread, so its workers may use torch's default; a process that had
+    torch before (a test, a notebook) may have, and its workers stay at one thread."""
+    fresh = "torch" not in sys.modules
     import torch  # noqa: F401
     import torch.fx  # noqa: F401
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401 - sympy: the first torch._check of any meta op
 
     from ..capture import fx_capture, hook_capture  # noqa: F401
     from ..estimate import run as estimate_run  # noqa: F401
@@ -113,6 +124,24 @@ def preload(dynamo: bool = False) -> None:
         import torch._dynamo  # noqa: F401
     else:
         defer_dynamo_import()
+    global _threads
+    if _threads is None:
+        default = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            if warm_up is not None:
+                with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
+                    warm_up()
+        finally:
+            torch.set_num_threads(default)
+        _threads = default if fresh else 1
+        # What exists now is shared with every worker: keep the collector from walking it there,
+        # which would copy every page of it (Python's advice for fork servers).
+        gc.freeze()
+    return _threads
+
+
+_threads: int | None = None  # set by the first preload()
 
 
 # -- the parent's side ---------------------------------------------------------------------------
@@ -128,8 +157,6 @@ def analyze_files(jobs: list[FileJob], session: Any, workers: int, limits: Limit
     result)`` as each one finishes. An interrupt (Ctrl-C) kills the running workers and is
     re-raised; results handed over before it are kept."""
     spawn = needs_spawn(session.config)
-    if not spawn:
-        preload()
     pending = deque(jobs)
     running: dict[int, _Worker] = {}
     selector = selectors.DefaultSelector()
@@ -145,7 +172,7 @@ def analyze_files(jobs: list[FileJob], session: Any, workers: int, limits: Limit
             for key, _ in selector.select(max(min(wait, 0.2), 0)):
                 key.data.read_available()
             for w in list(running.values()):
-                if w.exited():
+                if w.result is not None or w.exited():
                     selector.unregister(w.fd)
                     del running[w.fd]
                     on_result(w.job.index, w.finish(session, failed))
@@ -181,7 +208,7 @@ def _spawn(job: FileJob, session: Any, limits: Limits) -> "_Worker":
         "config": to_plain(session.config, Config),
         "enabled": sorted(session.enabled),
         "debug": errors.DEBUG,
-        "limits": {"timeout": limits.timeout, "memory": None},
+        "limits": {"timeout": limits.timeout, "memory": None, "threads": 0},
         "sources": _source_overrides(),
     }
     proc = subprocess.Popen(bootstrap_command(sys.executable, "gradlint.pipeline.run", "spawned_worker"),
@@ -197,10 +224,12 @@ def _spawn(job: FileJob, session: Any, limits: Limits) -> "_Worker":
 
 def bootstrap_command(interpreter: str, module: str, function: str) -> list[str]:
     """``interpreter`` running ``module.function()`` of this very gradlint install: ``-P`` keeps the
-    working folder off ``sys.path`` and this install's folder goes first, so a ``gradlint/``
-    folder in the user's project can never stand in for the linter."""
+    working folder off ``sys.path`` (and an empty ``PYTHONPATH`` entry, which means it too) and
+    this install's folder goes first, so a ``gradlint/`` folder in the user's project can never
+    stand in for the linter."""
     root = str(Path(__file__).resolve().parents[2])
-    code = f"import sys; sys.path.insert(0, {root!r}); from {module} import {function}; {function}()"
+    code = (f"import sys; sys.path[:] = [{root!r}] + [p for p in sys.path if p not in ('', '.', {root!r})]; "
+            f"from {module} import {function}; {function}()")
     return [interpreter, "-P", "-c", code]
 
 
@@ -287,7 +316,8 @@ class _Worker:
             os.close(self.fd)
 
     def finish(self, session: Any, failed: Failed) -> FileResult:
-        """The file's result, or a GL001 that says how the worker died."""
+        """The file's result, or a GL001 that says how the worker died. Once the result is in,
+        the worker is not waited for: it only has its exit left."""
         self._drain()
         self.kill()  # what the user's code started and left running dies with its worker
         self.reap()
@@ -418,7 +448,7 @@ def worker_main(channel_fd: int, job: FileJob, session: Any, limits: Limits, ana
         sys.stdout = sys.stderr
         _cap_memory(limits.memory)
         errors.MEMORY_LIMIT = limits.memory
-        _set_threads(session.config)
+        _set_threads(session.config, limits.threads)
         start_folder = os.getcwd()
 
         def progress(phase: str, model: str | None = None, location: Location | None = None,
@@ -473,13 +503,12 @@ def _cap_memory(limit: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
-def _set_threads(config: Any) -> None:
+def _set_threads(config: Any, threads: int) -> None:
     """One intra-op thread for the static analysis (small ops, where more threads only contend);
-    --verify runs real forward/backward passes and keeps torch's default."""
-    if not config.verify:
-        import torch
+    --verify runs real forward/backward passes with the threads ``preload`` allows."""
+    import torch
 
-        torch.set_num_threads(1)
+    torch.set_num_threads(threads if config.verify else 1)
 
 
 def spawned_main(make_session: Callable[[Any, set[str]], Any], analyze: Analyze) -> None:
@@ -493,7 +522,7 @@ def spawned_main(make_session: Callable[[Any, set[str]], Any], analyze: Analyze)
     job = FileJob(request["job"]["index"], from_plain(request["job"]["target"], Target), request["job"]["explicit"])
     errors.DEBUG = bool(request.get("debug"))
     importer.SOURCE_OVERRIDES.update(request.get("sources") or {})
-    limits = Limits(float(request["limits"]["timeout"]), request["limits"]["memory"])
+    limits = Limits(float(request["limits"]["timeout"]), request["limits"]["memory"], request["limits"]["threads"])
     worker_main(channel_fd, job, make_session(config, set(request["enabled"])), limits, analyze, spawned=True)
 
 
