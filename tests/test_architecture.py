@@ -5,7 +5,7 @@ Imports are read with ``ast`` from every module, those inside functions included
 is still a dependency). The layers, lowest first:
 
     core (config, ir) <- load <- capture <- {estimate, verify} <- rules <- pipeline <- report
-    <- {cli, api, lsp, testing}
+    <- {cli, api, lsp, testing, training}
 
 A module may import its own layer or a lower one. ``estimate`` and ``verify`` are siblings: they
 never import each other.
@@ -31,7 +31,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("rules", ("gradlint.rules",)),
     ("pipeline", ("gradlint.pipeline",)),
     ("report", ("gradlint.report",)),
-    ("front", ("gradlint.cli", "gradlint.api", "gradlint.lsp", "gradlint.testing", "gradlint.__main__")),
+    ("front", ("gradlint.cli", "gradlint.api", "gradlint.lsp", "gradlint.testing", "gradlint.training",
+               "gradlint.__main__")),
 ]
 # The package itself (``gradlint/__init__.py``) is the public face: ``gradlint.analyze``.
 FRONT_PACKAGE = "gradlint"

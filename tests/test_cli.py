@@ -376,7 +376,7 @@ def test_json_contract_shape(write):
     path = write("model.py", deep())
     code, out, _ = cli(str(path), "--format", "json")
     data = json.loads(out)
-    assert set(data) == {"gradlint", "schema", "models"} and data["schema"] == 1
+    assert set(data) == {"gradlint", "schema", "models"} and data["schema"] == 2
     m = data["models"][0]
     assert set(m) == {"target", "status", "error", "capture", "layers", "summary", "findings"}
     assert m["status"] == "analyzed" and m["error"] is None and m["capture"] in ("fx", "export", "hooks")

@@ -78,6 +78,7 @@ class Estimate:
     steps: list[Step] = field(default_factory=list)
     bound_estimated: bool = False  # some factor of the bound is an expected gain, not a bound
     inputs: str = ""  # where the input statistics came from
+    unresolved_zeros: list[str] = field(default_factory=list)  # zero weights gradient descent never moves
 
     @property
     def last(self) -> LayerEstimate | None:

@@ -8,6 +8,8 @@ from typing import Any
 from ..ir.source import Location
 
 SEVERITIES = ("error", "warning", "info")
+# Problems set exit code 1 and are counted; ``info`` findings are notes: shown, never counted.
+PROBLEM_SEVERITIES = frozenset({"error", "warning"})
 
 
 @dataclass
@@ -28,3 +30,7 @@ class Finding:
             "fix": self.fix,
             "location": self.location.to_json() if self.location else None,
         }
+
+    @property
+    def is_problem(self) -> bool:
+        return self.severity in PROBLEM_SEVERITIES
