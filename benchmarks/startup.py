@@ -72,7 +72,7 @@ from gradlint.rules import select_rules
 t2 = time.perf_counter()
 W.preload()  # what run() does for one file: imports, no warm-up analysis
 t3 = t4 = t5 = time.perf_counter()
-report, _ = R.run([sys.argv[1]], Config(), select_rules(None, [], []))
+report, _ = R.run([sys.argv[1]], Config(), select_rules(None, [], []), isolate=True)
 t6 = time.perf_counter()
 print(json.dumps({"torch": t1 - t0, "gradlint modules": t2 - t1, "preload (fx, capture, estimate, rules)": t3 - t2,
                   "worker (fork, analysis, result)": t6 - t5,

@@ -217,3 +217,37 @@ def test_parallel_workers_give_the_serial_report(tmp_path):
     assert json.loads(serial[1]) == json.loads(parallel[1])
     assert list(models_of(serial[1])) == ["a_exit.py", "b_segv.py", "bad.py::Bad", "c_noisy.py::Net"]
     assert "os._exit(3)" in gl001(models_of(serial[1])["a_exit.py"])
+
+
+SPAWNED = """
+import json, sys
+from gradlint.config import Config
+from gradlint.pipeline import run, workers
+from gradlint.rules import select_rules
+
+workers.needs_spawn = lambda config: True  # what --verify on CUDA does, here on the CPU
+report, session = run.run(sys.argv[1:], Config(), select_rules(None, [], []), isolate=True)
+print(json.dumps({"json": report.to_json(), "internal": session.internal_errors}))
+"""
+
+
+def test_spawned_workers_report_what_forked_ones_do(tmp_path):
+    """The CUDA path: each worker a fresh interpreter, same protocol, same report."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "a_exit.py").write_text("import os\nimport torch\nos._exit(3)\n")
+    (tmp_path / "bad.py").write_text(BAD)
+    (tmp_path / "c_echo.py").write_text(ECHO)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    files = ["a_exit.py", "bad.py", "c_echo.py"]
+    proc = subprocess.run([sys.executable, "-c", SPAWNED, *files], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    spawned = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert spawned["internal"] == []
+    _, forked, _ = run_gradlint(*files, "--format", "json", cwd=tmp_path)
+    assert spawned["json"]["models"] == json.loads(forked)["models"]
+    assert "hi from os.system" in proc.stderr

@@ -27,6 +27,7 @@ from ..pipeline.workers import bootstrap_command
 
 DEFAULT_TIMEOUT = 60.0
 STARTUP_TIMEOUT = 300.0  # importing torch on a busy machine
+STOP_GRACE = 8.0  # seconds the worker process has to cancel its runs when stopped
 _POSIX = os.name == "posix"
 
 
@@ -190,16 +191,23 @@ class WarmWorker:
                 self.proc.stdin.write((json.dumps({"cancel": rid}) + "\n").encode())
 
     async def stop(self) -> None:
-        """Stop the process and everything it started."""
+        """Stop the process and everything it started: the end of its input lets it cancel its
+        runs (each kills its analysis workers); what has not ended a few seconds later is killed."""
         proc = self.proc
         if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if _POSIX:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                else:  # pragma: no cover - Windows
-                    proc.kill()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(proc.wait(), 10)
+            with contextlib.suppress(ConnectionError, RuntimeError, OSError):
+                if proc.stdin is not None:
+                    proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_GRACE)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    if _POSIX:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    else:  # pragma: no cover - Windows
+                        proc.kill()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 10)
         for task in self._tasks:
             task.cancel()
         self._tasks = []

@@ -49,11 +49,14 @@ def _send(out: Any, message: dict) -> None:
     out.flush()
 
 
+CANCEL_GRACE = 2.0  # seconds a cancelled run has to stop its workers before its group is killed
+
+
 class _Request:
     def __init__(self, rid: Any, pid: int, fd: int) -> None:
         self.id, self.pid, self.fd = rid, pid, fd
         self.data = bytearray()
-        self.cancelled = False
+        self.cancelled: float | None = None  # when it was cancelled
 
 
 class Server:
@@ -77,10 +80,32 @@ class Server:
                 for r in list(self.requests.values()):
                     if _exited(r.pid):
                         self._finish(r)
+                    elif r.cancelled is not None and time.monotonic() - r.cancelled > CANCEL_GRACE:
+                        _kill_group(r.pid)
         finally:
+            self._stop_all()
+
+    def _stop_all(self) -> None:
+        """Cancel every run (each kills its analysis workers), then kill what is left."""
+        for r in self.requests.values():
+            self._cancel(r)
+        deadline = time.monotonic() + CANCEL_GRACE
+        while self.requests and time.monotonic() < deadline:
             for r in list(self.requests.values()):
-                _kill_group(r.pid)
-                self._finish(r)
+                self._read_child(r)
+                if _exited(r.pid):
+                    self._finish(r)
+            time.sleep(0.02)
+        for r in list(self.requests.values()):
+            _kill_group(r.pid)
+            self._finish(r)
+
+    def _cancel(self, r: _Request) -> None:
+        if r.cancelled is None:
+            # SIGTERM first: the run kills its analysis workers and what they started, then ends
+            r.cancelled = time.monotonic()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(r.pid, signal.SIGTERM)
 
     # -- requests ----------------------------------------------------------------------------
     def _read_requests(self) -> bool:
@@ -99,8 +124,7 @@ class Server:
             if "cancel" in msg:
                 for r in self.requests.values():
                     if r.id == msg["cancel"]:
-                        r.cancelled = True
-                        _kill_group(r.pid)
+                        self._cancel(r)
             elif "path" in msg:
                 self._start(msg)
         return True
@@ -118,6 +142,7 @@ class Server:
         self.selector.register(read_fd, selectors.EVENT_READ, r)
 
     def _read_child(self, r: _Request) -> None:
+        os.set_blocking(r.fd, False)
         with contextlib.suppress(BlockingIOError, OSError):
             chunk = os.read(r.fd, 1 << 16)
             r.data += chunk
@@ -138,7 +163,7 @@ class Server:
             reply = None
         if isinstance(reply, dict) and "exit" in reply:
             _send(self.out, {"id": r.id, **reply})
-        elif r.cancelled:
+        elif r.cancelled is not None:
             _send(self.out, {"id": r.id, "failed": "cancelled"})
         else:
             _send(self.out, {"id": r.id, "failed": _status_text(status)})
@@ -149,11 +174,15 @@ def _run_request(msg: dict, write_fd: int) -> None:
     code = 70
     reply: dict = {}
     try:
+        from ..pipeline.workers import die_with_parent
+
         os.setpgid(0, 0)
+        die_with_parent()  # this server's end is every run's end
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # until the run's workers start (workers.py)
         os.chdir(msg.get("cwd") or os.path.dirname(msg["path"]))
         from ..cli import main as cli
         from ..load import importer

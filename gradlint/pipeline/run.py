@@ -40,9 +40,10 @@ class Session:
 
 
 def run(specs: list[str], config: Config, enabled: set[str], jobs: int = 1, use_cache: bool = False,
-        isolate: bool = True, with_dependents: bool = False) -> tuple[Report, Session]:
-    """Analyse every target: each file in a worker process of its own (``isolate``, see
-    workers.py), ``jobs`` at a time, results in the order of a serial run. ``with_dependents``:
+        isolate: bool = False, with_dependents: bool = False) -> tuple[Report, Session]:
+    """Analyse every target. ``isolate`` (the command line): each file in a worker process of its
+    own (workers.py), ``jobs`` at a time, results in the order of a serial run; else in this
+    process, which keeps each report's captured graph (tests, benchmarks). ``with_dependents``:
     also the files the cache recorded as importing one of the given files (a changed helper)."""
     from .cache import Cache, config_fingerprint
     from .workers import FileJob, Limits, analyze_files, isolation_available, needs_spawn

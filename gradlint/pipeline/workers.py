@@ -37,6 +37,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -160,6 +161,7 @@ def analyze_files(jobs: list[FileJob], session: Any, workers: int, limits: Limit
     pending = deque(jobs)
     running: dict[int, _Worker] = {}
     selector = selectors.DefaultSelector()
+    terminate = _interrupt_on_sigterm()
     try:
         while pending or running:
             while pending and len(running) < max(workers, 1):
@@ -183,6 +185,20 @@ def analyze_files(jobs: list[FileJob], session: Any, workers: int, limits: Limit
             w.kill()
             w.reap()
         selector.close()
+        terminate()
+
+
+def _interrupt_on_sigterm() -> Callable[[], None]:
+    """While workers run, SIGTERM (a cancelled CI job, the language server's cancel) interrupts
+    like Ctrl-C, so the workers are killed before this process ends. Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _start(job: FileJob, session: Any, limits: Limits, spawn: bool, analyze: Analyze) -> "_Worker":
@@ -442,6 +458,8 @@ def worker_main(channel_fd: int, job: FileJob, session: Any, limits: Limits, ana
     try:
         if not spawned:
             os.setpgid(0, 0)
+            die_with_parent()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _detach_stdio()
         if not _writes_to_fd(sys.stderr, 2):  # a caller's captured stream (click's CliRunner, pytest)
             sys.stderr = _ChannelText(channel)
@@ -484,6 +502,19 @@ def _analyze_recording(job: FileJob, session: Any, analyze: Analyze) -> FileResu
     result.opened_files = deps.opened
     result.environment = dict(deps.environment)
     return result
+
+
+def die_with_parent() -> None:
+    """Linux: this worker is killed when the process that forked it ends, however it ends (a
+    SIGKILL leaves no chance to clean up); elsewhere the parent's own cleanup has to do."""
+    parent = os.getppid()
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent ended before that took effect
+        os._exit(_EXIT_INTERNAL)
 
 
 def _detach_stdio() -> None:
