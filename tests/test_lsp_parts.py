@@ -69,8 +69,8 @@ def test_timeout_stops_the_run_and_what_it_started(tmp_path):
                      f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
                      "time.sleep(600)\n")
     worker = runner.WarmWorker(sys.executable)
-    out = _analyse(worker, model, timeout=20)
-    assert not out.ok and "did not finish within 20 s" in out.error and out.findings == []
+    out = _analyse(worker, model, timeout=8)
+    assert not out.ok and "did not finish within 8 s" in out.error and out.findings == []
     child = int(pidfile.read_text())
     deadline = time.monotonic() + 15
     while _alive(child) and time.monotonic() < deadline:

@@ -72,9 +72,31 @@ def test_renderers_draw_the_same_from_a_decoded_report(analysed):
     assert "gradient RMS per weight layer" in a["full"] and "graph TD" in a["mermaid"]
 
 
-def test_plot_and_tensorboard_are_the_same_from_a_decoded_report(analysed, tmp_path):
+SMALL = """
+import torch
+import torch.nn as nn
+
+
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def example_inputs():
+    return (torch.randn(4, 8),)
+"""
+
+
+def test_plot_and_tensorboard_are_the_same_from_a_decoded_report(tmp_path):
     pytest.importorskip("matplotlib")
     pytest.importorskip("tensorboard")
+    (tmp_path / "small.py").write_text(SMALL)  # few layers: a picture per layer is slow to draw
+    report, _ = run([str(tmp_path / "small.py")], Config(verify=True), select_rules(None, [], []), isolate=False)
+    analysed = FileResult(reports=report.models)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from gradlint.report.outputs import write_files

@@ -264,20 +264,20 @@ class _Worker:
         self.peak_rss = 0  # bytes
 
     # -- messages ----------------------------------------------------------------------------
-    def read_available(self) -> None:
+    def read_available(self) -> bool:
+        """Read what the pipe holds and act on each whole line; False when there was nothing."""
         try:
             data = os.read(self.fd, 1 << 16)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
+        except OSError:  # BlockingIOError included: nothing there now
+            return False
         if not data:
-            return
+            return False
         self.buffer += data
         *lines, rest = self.buffer.split(b"\n")
         self.buffer = bytearray(rest)
         for line in lines:
             self._message(line)
+        return True
 
     def _message(self, line: bytes) -> None:
         try:
@@ -345,29 +345,9 @@ class _Worker:
 
     def _drain(self) -> None:
         os.set_blocking(self.fd, False)
-        for _ in range(1 << 12):  # bounded: a grandchild could keep writing
-            before = len(self.buffer)
-            self.read_available()
-            if len(self.buffer) == before and not self._readable():
+        for _ in range(1 << 12):  # bounded: a grandchild of the worker could keep writing
+            if not self.read_available():
                 break
-
-    def _readable(self) -> bool:
-        with selectors.DefaultSelector() as s:
-            s.register(self.fd, selectors.EVENT_READ)
-            if not s.select(0):
-                return False
-        try:
-            data = os.read(self.fd, 1 << 16)
-        except (BlockingIOError, OSError):
-            return False
-        if not data:
-            return False
-        self.buffer += data
-        *lines, rest = self.buffer.split(b"\n")
-        self.buffer = bytearray(rest)
-        for line in lines:
-            self._message(line)
-        return True
 
     def _death(self, session: Any, failed: Failed) -> FileResult:
         target = self.job.target
