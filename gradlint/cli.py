@@ -5,6 +5,7 @@ Nothing here imports torch: ``--help`` and ``gradlint rule`` stay instant.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -73,7 +74,10 @@ def _formats() -> tuple[str, ...]:
 @click.option("--statistics", is_flag=True, help="Count the findings per code instead of listing them (json with --format json).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="pyproject.toml to read [tool.gradlint] from (default: the nearest one).")
-@click.option("--timeout", type=float, default=None, help="Seconds allowed per model (default 120).")
+@click.option("--timeout", type=float, default=None, callback=lambda ctx, p, v: _positive_seconds(v),
+              help="Seconds allowed for importing a file, and for building and for analysing each model (default 120).")
+@click.option("--memory-limit", default=None, metavar="SIZE",
+              help="Address space per analysis worker, e.g. 8GiB (the default), 512MiB; 0 or none: no cap.")
 @click.option("--chart", is_flag=True, default=None, help="Draw gradient magnitude against depth in the terminal.")
 @click.option("--plot", default=None, metavar="FILE.png", help="Save gradient-norm-by-depth and histogram plots (implies --verify; needs matplotlib).")
 @click.option("--tensorboard", default=None, metavar="DIR", help="Write per-layer norms and histograms as TensorBoard events (implies --verify).")
@@ -84,12 +88,14 @@ def _formats() -> tuple[str, ...]:
               help="Under torchrun: the modules FSDP2 shards as units (class names or name patterns; default: "
                    "each repeated block).")
 @click.option("--no-cache", is_flag=True, help="Analyse every file again instead of reusing cached results.")
-@click.option("-j", "--jobs", type=int, default=1, show_default=True,
-              help="Files analysed in parallel, in separate processes (0: one per CPU).")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Files analysed in parallel, each in its own worker process (0: one per CPU).")
+@click.option("--with-dependents", is_flag=True,
+              help="Also analyse the model files that import a given file, as recorded by earlier runs (pre-commit).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
-          dtype, input_shape, exit_zero, show_fixes, show_notes, statistics, config_path, timeout, chart, plot,
-          tensorboard, depth, shard_units, no_cache, jobs, debug) -> None:
+          dtype, input_shape, exit_zero, show_fixes, show_notes, statistics, config_path, timeout, memory_limit, chart,
+          plot, tensorboard, depth, shard_units, no_cache, jobs, with_dependents, debug) -> None:
     """Analyse the models in TARGETS (files, folders, file.py::Name)."""
     from .ir import errors
 
@@ -104,6 +110,8 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
             "tensorboard": tensorboard, "depth": depth, "shard_units": split_codes(shard_units),
             "dtype": _parse_dtype(dtype),
         })
+        if memory_limit is not None:
+            config.memory_limit = _parse_memory_limit(memory_limit)
         from .rules import check_rule_options, needs_verify, select_rules
 
         enabled = select_rules(config.select, config.extend_select, config.ignore)
@@ -140,7 +148,9 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
         # reach the same collectives
         jobs, use_cache = 1, False
     try:
-        report, session = run(specs, config, enabled, jobs=max(jobs, 1), use_cache=use_cache)
+        # Under torchrun the ranks' collectives live in this process: no worker processes then.
+        report, session = run(specs, config, enabled, jobs=max(jobs, 1), use_cache=use_cache,
+                              isolate=ranks is None, with_dependents=with_dependents)
     except KeyboardInterrupt:
         click.echo("gradlint: interrupted", err=True)
         sys.exit(130)
@@ -264,6 +274,21 @@ def _parse_dtype(text: str | None) -> str | None:
     if name not in dtypes.CHOICES:
         raise ConfigError(f"--dtype {text}: expected one of {', '.join(dtypes.CHOICES)}")
     return name
+
+
+def _positive_seconds(value: float | None) -> float | None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise click.BadParameter(f"{value:g}: expected a positive number of seconds")
+    return value
+
+
+def _parse_memory_limit(text: str) -> int | None:
+    from .config import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise ConfigError(f"--memory-limit {text}: expected a size like 8GiB or 512MiB (0 or none: no cap)") from None
 
 
 @main.command()

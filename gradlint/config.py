@@ -54,7 +54,7 @@ def parse_input_shape(value: Any, where: str) -> InputShape:
                 raise ConfigError(f"{where} {value!r}: unknown dtype {name.strip()!r}; expected one of "
                                   f"{', '.join(sorted(INPUT_DTYPES))}")
         try:
-            dims = [int(x) for x in re.split(r"[,x]", text) if x.strip()]
+            dims = [int(x) for x in re.split(r"[,x]", text)]
         except ValueError:
             raise ConfigError(f"{where} {value!r}: expected positive integers, {example}") from None
     elif isinstance(value, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in value):
@@ -72,6 +72,47 @@ def parse_input_shapes(value: Any, where: str) -> list[InputShape]:
     if isinstance(value, list) and value and all(isinstance(v, (list, str)) for v in value):
         return [parse_input_shape(v, where) for v in value]
     return [parse_input_shape(value, where)]
+DEFAULT_MEMORY_LIMIT = 8 << 30
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(value: Any) -> int | None:
+    """``"8GiB"``, ``"512MiB"``, ``"16G"``, a number of bytes, or 0 / ``"none"`` for no cap (None).
+    Raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(value)
+        return value or None
+    if not isinstance(value, str):
+        raise ValueError(value)
+    text = value.strip().lower().replace(" ", "")
+    if text in ("0", "none", "off"):
+        return None
+    number = text.rstrip("kmgtib")
+    unit = text[len(number):].removesuffix("ib").removesuffix("b")
+    if unit not in _UNITS or not number:
+        raise ValueError(value)
+    size = float(number) * _UNITS[unit]
+    if not size > 0 or size != size or size == float("inf"):
+        raise ValueError(value)
+    return int(size)
+
+
+def format_size(n: int) -> str:
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} bytes"
+
+
+def _is_size(v: Any) -> bool:
+    try:
+        parse_size(v)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass
@@ -87,6 +128,7 @@ class Config:
     exploding_threshold: float = 1e4
     materialize_limit: int = 50_000_000  # parameters; above it, analyse on the meta device only
     timeout: float = 120.0  # seconds per model (load + build + capture + analysis)
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT  # bytes of address space per analysis worker; None: no cap
     verify: bool = False
     device: str = "cpu"
     batch_size: int | None = None
@@ -138,7 +180,8 @@ KEYS: dict[str, tuple[str, str, Any]] = {
     "exploding-threshold": ("exploding_threshold", "a positive number", lambda v: _is_number(v) and v > 0),
     "materialize-limit": ("materialize_limit", "a non-negative integer (parameters)",
                           lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
-    "timeout": ("timeout", "a positive number of seconds", lambda v: _is_number(v) and v > 0),
+    "timeout": ("timeout", "a positive number of seconds", lambda v: _is_number(v) and 0 < v < float("inf")),
+    "memory-limit": ("memory_limit", "a size like \"8GiB\" or \"512MiB\" (0 or \"none\": no cap)", _is_size),
     "verify": ("verify", "true or false", lambda v: isinstance(v, bool)),
     "device": ("device", "'cpu', 'cuda' or 'auto'", lambda v: isinstance(v, str) and v.split(":")[0] in ("cpu", "cuda", "auto")),
     "batch-size": ("batch_size", "a positive integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
@@ -211,6 +254,8 @@ def apply_table(cfg: Config, table: dict[str, Any], where: str) -> None:
             value = _dtypes.normalize(value)
         if attr == "input_shape":
             value = parse_input_shapes(value, f"{where} {key}:")
+        if attr == "memory_limit":
+            value = parse_size(value)
         setattr(cfg, attr, value)
     if cfg.vanishing_threshold >= cfg.exploding_threshold:
         raise ConfigError(f"{where}: vanishing-threshold must be below exploding-threshold")

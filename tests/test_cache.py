@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,3 +91,107 @@ def test_cache_is_keyed_on_the_target_file_content(tmp_path):
     model.write_text(MODEL.replace("make_block(width) for", "nn.Sequential(nn.Linear(width, width), nn.Sigmoid()) for"))
     again = probe(tmp_path, "model.py", "--select", "GL101")
     assert again["torch"] is True and again["exit"] == 1
+
+
+def _entries(folder: Path) -> list[Path]:
+    return sorted(p for p in (folder / ".gradlint_cache").glob("*/*.json"))
+
+
+class _Payload:
+    """Unpickling this runs a shell command: what a planted pickle entry could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_planted_entries_run_no_code_and_are_recomputed(tmp_path):
+    import pickle
+
+    (tmp_path / "layers.py").write_text(HELPER.format(act="Sigmoid"))
+    (tmp_path / "model.py").write_text(MODEL)
+    args = ("model.py", "--select", "GL101")
+    first = probe(tmp_path, *args)
+    (entry,) = _entries(tmp_path)
+    marker = tmp_path / "pwned"
+
+    # A pickle payload where the entry is, and where a pickle-era entry was (no .json suffix).
+    payload = pickle.dumps({"format": 2, "result": _Payload(marker)})
+    entry.write_bytes(payload)
+    entry.with_suffix("").write_bytes(payload)
+    again = probe(tmp_path, *args)
+    assert not marker.exists()
+    assert again == {**first, "torch": True}  # recomputed, same report
+
+    # Valid JSON of the wrong shape: ignored, recomputed, replaced by a good entry.
+    entry.write_text(json.dumps({"format": 2, "files": {}, "environment": {},
+                                 "result": {"reports": [{"target": 5}]}}))
+    assert probe(tmp_path, *args) == {**first, "torch": True}
+    assert probe(tmp_path, *args) == {**first, "torch": False}
+
+
+DATA_MODEL = """
+import json
+import os
+from pathlib import Path
+
+import torch.nn as nn
+
+SETTINGS = json.loads((Path(__file__).parent / "config.json").read_text())
+ACT = getattr(nn, os.environ.get("GRADLINT_TEST_ACT", "ReLU"))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.Sequential(*[m for _ in range(SETTINGS["depth"]) for m in (nn.Linear(8, 8), ACT())])
+
+    def forward(self, x):
+        return self.blocks(x)
+"""
+
+
+def test_data_files_and_environment_variables_the_model_reads_key_the_entry(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text('{"depth": 6}')
+    (tmp_path / "model.py").write_text(DATA_MODEL)
+    monkeypatch.setenv("GRADLINT_TEST_ACT", "Sigmoid")
+    args = ("model.py", "--select", "GL101")
+    assert probe(tmp_path, *args)["exit"] == 1
+    assert probe(tmp_path, *args)["torch"] is False
+    (entry,) = _entries(tmp_path)
+    stored = json.loads(entry.read_text())
+    assert stored["environment"] == {"GRADLINT_TEST_ACT": "Sigmoid"}
+    assert str((tmp_path / "config.json").resolve()) in stored["files"]
+
+    (tmp_path / "config.json").write_text('{"depth": 3}')  # a chain of 3 is under GL101's 5
+    shallow = probe(tmp_path, *args)
+    assert shallow["torch"] is True and shallow["exit"] == 0
+
+    (tmp_path / "config.json").write_text('{"depth": 6}')
+    monkeypatch.setenv("GRADLINT_TEST_ACT", "ReLU")
+    relu = probe(tmp_path, *args)
+    assert relu["torch"] is True and relu["exit"] == 0
+
+
+def test_an_interrupted_run_keeps_the_entries_it_finished(tmp_path):
+    import signal
+
+    (tmp_path / "layers.py").write_text(HELPER.format(act="Sigmoid"))
+    (tmp_path / "a_model.py").write_text(MODEL)
+    (tmp_path / "b_slow.py").write_text("import time\nimport torch\ntime.sleep(600)\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("GRADLINT_NO_CACHE", None)
+    proc = subprocess.Popen([sys.executable, "-m", "gradlint", "a_model.py", "b_slow.py"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not _entries(tmp_path) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert _entries(tmp_path), "a_model.py was not cached while b_slow.py still ran"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    (entry,) = _entries(tmp_path)
+    assert json.loads(entry.read_text())["target"] == "a_model.py"
+    assert probe(tmp_path, "a_model.py")["torch"] is False

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from gradlint.cli import main
@@ -248,10 +247,14 @@ def test_file_without_models(write):
     assert code == 0 and "no models found" in err
 
 
-def test_unknown_attribute_target(write):
-    code, out, _ = cli(f"{write('m.py', GOOD)}::Nope", "--format", "json")
-    m = _gl001(out)[0]
-    assert code == 1 and "defines no 'Nope'" in m["error"]["message"]
+def test_unknown_attribute_target_is_a_usage_error_listing_the_names(write):
+    path = write("m.py", GOOD + "\n\ndef build():\n    return Good()\n")
+    code, out, err = cli(f"{path}::Goood", f"{path}::Good", "--format", "json")
+    assert code == 2
+    line = next(ln for ln in err.splitlines() if "Goood" in ln)
+    assert "defines no 'Goood'" in line and "did you mean 'Good'?" in line and "Good, build" in line
+    # the other target is still analysed and reported
+    assert [m["target"].rsplit("::", 1)[1] for m in json.loads(out)["models"]] == ["Good"]
 
 
 # -- suppression -----------------------------------------------------------------------------------

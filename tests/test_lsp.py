@@ -85,7 +85,8 @@ class Editor:
 
     async def start(self, workspace: Path, options: dict | None = None) -> types.InitializeResult:
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        await self.client.start_io(sys.executable, "-m", "gradlint", "lsp", env=env, cwd=str(workspace))
+        # -P, as an installed `gradlint` script starts: the workspace is not on the server's sys.path.
+        await self.client.start_io(sys.executable, "-P", "-m", "gradlint", "lsp", env=env, cwd=str(workspace))
         result = await self.client.initialize_async(types.InitializeParams(
             capabilities=types.ClientCapabilities(), root_uri=workspace.as_uri(),
             workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
@@ -146,9 +147,9 @@ def _by_code(diags: list[types.Diagnostic]) -> dict[str, types.Diagnostic]:
 
 
 def test_diagnostics_follow_open_fix_save_and_close(tmp_path):
-    """The issue's scenario: open a deep sigmoid model, see GL101 on the right line, fix it, save,
-    see the diagnostics go; unchanged content is not analysed twice; a crash in the model's code
-    leaves the server running."""
+    """The issue's scenario (with ``analyzeOn: "open"``): open a deep sigmoid model, see GL101 on
+    the right line, fix it, save, see the diagnostics go; unchanged content is not analysed twice;
+    a crash in the model's code is a GL001 on that file and the server carries on."""
     (tmp_path / ".git").mkdir()
     model = tmp_path / "model.py"
     original = EXAMPLE.read_text(encoding="utf-8")
@@ -161,17 +162,17 @@ def test_diagnostics_follow_open_fix_save_and_close(tmp_path):
 
     async def scenario() -> None:
         ed = Editor()
-        init = await ed.start(tmp_path, {"timeout": 120})
+        init = await ed.start(tmp_path, {"timeout": 120, "analyzeOn": "open"})
         caps = init.capabilities
         assert caps.hover_provider
         assert caps.text_document_sync.open_close and caps.text_document_sync.save is not None
         try:
-            # A crash of the analysis subprocess: one warning, and the server carries on.
+            # A crash in the model's code: its worker dies, a GL001 says how, the server carries on.
             n = len(ed.published)
             ed.open(crash)
             diags = await ed.next_diagnostics(crash, n)
-            assert len(diags) == 1 and "crashed (SIGSEGV)" in diags[0].message, diags
-            assert diags[0].source == "gradlint" and diags[0].severity == types.DiagnosticSeverity.Warning
+            assert len(diags) == 1 and "killed by SIGSEGV at import" in diags[0].message, diags
+            assert diags[0].source == "gradlint" and diags[0].code == "GL001"
 
             # A file that defines no model is not analysed: no run, empty diagnostics.
             n = len(ed.published)
@@ -270,3 +271,151 @@ def test_server_process_does_not_import_torch():
 def test_lsp_help_names_the_settings():
     code, out, _ = run_gradlint("lsp", "--help")
     assert code == 0 and "--python" in out and "--timeout" in out
+
+
+# -- what runs, and where ----------------------------------------------------------------------------
+# Its import leaves a mark: proof that the file's code ran.
+MARKING = '''\
+from pathlib import Path
+
+import torch.nn as nn
+
+Path(__file__).with_name("ran.txt").write_text("imported")
+'''
+
+
+def _model_with_mark(original: str) -> str:
+    return MARKING + original.replace("import torch\nimport torch.nn as nn\n", "import torch\n", 1)
+
+
+def test_opening_runs_nothing_until_saved_and_the_buffer_is_what_is_linted(tmp_path):
+    model = tmp_path / "model.py"
+    deep = _model_with_mark(EXAMPLE.read_text(encoding="utf-8"))
+    model.write_text(deep, encoding="utf-8")
+    mark = tmp_path / "ran.txt"
+
+    async def scenario() -> None:
+        ed = Editor()
+        await ed.start(tmp_path, {"timeout": 120})
+        try:
+            ed.open(model)
+            deadline = time.monotonic() + 120
+            while not any("analysis process ready" in m for m in ed.logs) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
+            assert not mark.exists(), "opening the file ran its code"
+            assert not [p for p in ed.published if p.uri == model.as_uri() and p.diagnostics]
+
+            # Save: the buffer is analysed. The disk holds a repaired model, the buffer the deep
+            # sigmoid one: GL101 comes from the buffer.
+            model.write_text(FIXED, encoding="utf-8")
+            n = len(ed.published)
+            uri = model.as_uri()
+            ed.client.text_document_did_change(types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=deep)]))
+            ed.client.text_document_did_save(types.DidSaveTextDocumentParams(
+                text_document=types.TextDocumentIdentifier(uri=uri)))
+            diags = await ed.next_diagnostics(model, n)
+            assert "GL101" in _by_code(diags) and mark.exists()
+        finally:
+            await ed.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_workspace_gradlint_folder_does_not_replace_the_linter(tmp_path):
+    fake = tmp_path / "gradlint"
+    fake.mkdir()
+    body = "from pathlib import Path\nPath(__file__).parent.with_name('shadowed.txt').write_text('x')\n"
+    (fake / "__init__.py").write_text(body + "raise SystemExit('the workspace gradlint ran')\n")
+    (fake / "__main__.py").write_text(body)
+    model = tmp_path / "model.py"
+    model.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+
+    async def scenario() -> None:
+        ed = Editor()
+        await ed.start(tmp_path, {"timeout": 120})
+        try:
+            ed.open(model)
+            n = len(ed.published)
+            ed.save(model, model.read_text(encoding="utf-8"), version=2)
+            diags = await ed.next_diagnostics(model, n)
+            assert "GL101" in _by_code(diags), (diags, ed.logs)
+        finally:
+            await ed.stop()
+
+    asyncio.run(scenario())
+    assert not (tmp_path / "shadowed.txt").exists()
+
+
+HOG = '''\
+import torch
+import torch.nn as nn
+
+BIG = torch.ones(1 << 30)  # 4 GiB
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(x)
+'''
+
+
+def test_the_memory_cap_holds_and_the_server_carries_on(tmp_path):
+    hog = tmp_path / "hog.py"
+    hog.write_text(HOG, encoding="utf-8")
+    model = tmp_path / "model.py"
+    model.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+
+    async def scenario() -> None:
+        ed = Editor()
+        await ed.start(tmp_path, {"timeout": 120, "memoryLimit": "2GiB"})
+        try:
+            ed.open(hog)
+            n = len(ed.published)
+            ed.save(hog, HOG, version=2)
+            (diag,) = await ed.next_diagnostics(hog, n)
+            assert diag.code == "GL001" and "over the 2 GiB memory cap" in diag.message, diag
+            ed.open(model)
+            n = len(ed.published)
+            ed.save(model, model.read_text(encoding="utf-8"), version=2)
+            assert "GL101" in _by_code(await ed.next_diagnostics(model, n))
+        finally:
+            await ed.stop()
+
+    asyncio.run(scenario())
+
+
+def test_warm_latency_is_reported(tmp_path):
+    """Save -> diagnostics, after the first analysis, through the warm worker (the figure that
+    matters is measured in benchmarks/lsp_latency.py; here it must be reported)."""
+    model = tmp_path / "model.py"
+    original = EXAMPLE.read_text(encoding="utf-8")
+    model.write_text(original, encoding="utf-8")
+
+    async def scenario() -> list[float]:
+        ed = Editor()
+        await ed.start(tmp_path, {"timeout": 120})
+        seconds = []
+        try:
+            ed.open(model)
+            for version in range(2, 5):
+                text = original + f"\n# edit {version}\n"  # new text: no cached result
+                n = len(ed.published)
+                t0 = time.monotonic()
+                ed.save(model, text, version=version)
+                assert "GL101" in _by_code(await ed.next_diagnostics(model, n))
+                seconds.append(time.monotonic() - t0)
+        finally:
+            await ed.stop()
+        runs = [m for m in ed.logs if m.startswith("gradlint: analysed") and "model.py" in m]
+        assert len(runs) == 3 and all(" s: " in m for m in runs), ed.logs
+        return seconds
+
+    seconds = asyncio.run(scenario())
+    print(f"save -> diagnostics: first {seconds[0]:.2f} s, then {', '.join(f'{s:.2f}' for s in seconds[1:])} s")

@@ -1,5 +1,6 @@
-"""The language server's parts without a client: which files are analysed, the subprocess runner
-(timeouts kill the whole process group), and findings -> diagnostics positions."""
+"""The language server's parts without a client: which files are analysed, the warm worker
+(the buffer's text is analysed, a timeout stops the run and what it started), and findings ->
+diagnostics positions."""
 
 from __future__ import annotations
 
@@ -49,45 +50,66 @@ def _alive(pid: int) -> bool:
     return "State:\tZ" not in state  # a killed, not yet reaped child is a zombie: dead
 
 
+def _analyse(worker: runner.WarmWorker, model: Path, timeout: float, text: str | None = None) -> runner.Outcome:
+    async def go() -> runner.Outcome:
+        try:
+            return await worker.analyse(str(model), text, str(model.parent), (), timeout)
+        finally:
+            await worker.stop()
+
+    return asyncio.run(asyncio.wait_for(go(), 600))
+
+
 @pytest.mark.skipif(os.name != "posix" or not Path("/proc").is_dir(), reason="process groups via /proc")
-def test_timeout_kills_the_process_and_its_children(tmp_path):
+def test_timeout_stops_the_run_and_what_it_started(tmp_path):
     pidfile = tmp_path / "child.pid"
-    code = ("import subprocess, sys, time\n"
-            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-            f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
-            "time.sleep(600)\n")
-    t0 = time.monotonic()
-    # The outer limit turns a regression (a wait on pipes the child still holds) into a failure.
-    done = asyncio.run(asyncio.wait_for(runner.run_command([sys.executable, "-c", code], str(tmp_path), timeout=2), 20))
-    assert done.returncode is None and time.monotonic() - t0 < 10
+    model = tmp_path / "hang.py"
+    model.write_text("import subprocess, sys, time\nimport torch\n"
+                     "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+                     f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+                     "time.sleep(600)\n")
+    worker = runner.WarmWorker(sys.executable)
+    out = _analyse(worker, model, timeout=8)
+    assert not out.ok and "did not finish within 8 s" in out.error and out.findings == []
     child = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child), "the user's child process survived the timeout"
 
 
-def test_a_run_past_the_timeout_is_reported(tmp_path):
-    model = tmp_path / "hang.py"
-    model.write_text("import time\nimport torch\n\ntime.sleep(600)\n")
-    out = asyncio.run(runner.analyse(str(model), sys.executable, timeout=1, cwd=str(tmp_path)))
-    assert not out.ok and "did not finish within 1 s" in out.error and out.findings == []
+def test_the_buffer_text_is_analysed_not_the_file(tmp_path):
+    model = tmp_path / "m.py"
+    model.write_text("import torch\n")  # on disk: no model at all
+    deep = (ROOT / "examples" / "deep_sigmoid_mlp.py").read_text()
+    out = _analyse(runner.WarmWorker(sys.executable), model, timeout=300, text=deep)
+    assert out.ok, out.error
+    assert "GL101" in {f["code"] for f in out.findings}
+    assert all(f["location"]["path"] == str(model) for f in out.findings)
 
 
 def test_an_interpreter_that_does_not_exist_is_reported(tmp_path):
-    out = asyncio.run(runner.analyse(str(tmp_path / "m.py"), str(tmp_path / "no-python"), timeout=5))
+    out = _analyse(runner.WarmWorker(str(tmp_path / "no-python")), tmp_path / "m.py", timeout=5)
     assert not out.ok and out.error.startswith("cannot run")
 
 
-def test_an_interpreter_without_gradlint_is_reported(tmp_path):
-    # -I -S: no PYTHONPATH, no site-packages: an interpreter without gradlint, as a venv lacking it.
+def test_an_interpreter_without_torch_is_reported(tmp_path):
+    # -I -S: no site-packages, so no torch: the server's gradlint is found, torch is not.
     script = tmp_path / "python"
     script.write_text(f"#!/bin/sh\nexec {sys.executable} -I -S \"$@\"\n")
     script.chmod(0o755)
     model = tmp_path / "m.py"
     model.write_text("import torch\n")
-    out = asyncio.run(runner.analyse(str(model), str(script), timeout=30, cwd=str(tmp_path)))
-    assert not out.ok and "without a report" in out.error and "No module named gradlint" in out.error
+    out = _analyse(runner.WarmWorker(str(script)), model, timeout=30)
+    assert not out.ok and "the analysis process exited" in out.error and "No module named" in out.error, out.error
+
+
+def test_the_worker_runs_this_install_with_the_workspace_off_sys_path():
+    from gradlint.pipeline.workers import bootstrap_command
+
+    argv = bootstrap_command("/venv/bin/python", "gradlint.lsp.warm_worker", "main")
+    assert argv[:3] == ["/venv/bin/python", "-P", "-c"]
+    assert repr(str(ROOT)) in argv[3] and "from gradlint.lsp.warm_worker import main" in argv[3]
 
 
 def test_report_paths_become_absolute_and_carry_the_target(tmp_path):
@@ -98,11 +120,6 @@ def test_report_paths_become_absolute_and_carry_the_target(tmp_path):
                          "location": {"path": str(tmp_path / "sub" / "m.py"), "line": 3, "column": 5}}]
     assert runner.parse_report("Traceback (most recent call last):", str(tmp_path)) is None
     assert runner.parse_report("[]", str(tmp_path)) is None
-
-
-def test_the_command_is_the_json_cli():
-    assert runner.command("/venv/bin/python", "/w/m.py", ["--select", "GL1"]) == [
-        "/venv/bin/python", "-m", "gradlint", "check", "/w/m.py", "--format", "json", "--exit-zero", "--select", "GL1"]
 
 
 # -- findings -> diagnostics (needs lsprotocol) ------------------------------------------------

@@ -153,5 +153,6 @@ def test_neovim_snippet_starts_the_server_the_lsp_tests_run():
     assert set(options) <= {"interpreter", "timeout", "args"}
     # Every documented setting is one the server reads.
     documented = re.findall(r"^\| `(\w+)` \|", text, re.M)
-    assert documented == ["interpreter", "timeout", "args"]
-    assert Settings().update({"interpreter": "/x/python", "timeout": 60, "args": ["--select", "GL1"]}) == []
+    assert documented == ["interpreter", "timeout", "args", "analyzeOn", "memoryLimit"]
+    assert Settings().update({"interpreter": "/x/python", "timeout": 60, "args": ["--select", "GL1"],
+                              "analyzeOn": "open", "memoryLimit": "4GiB"}) == []

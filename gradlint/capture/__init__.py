@@ -105,9 +105,13 @@ def capture(built: Any, example: Any, real_example: Any = None, methods: tuple[s
     primary = next((e for m, _, e in reversed(attempts) if m.startswith("hooks")), attempts[-1][2] if attempts else None)
     if primary is None:
         raise StageError("capture", "no capture method could run")
-    detail = "; ".join(f"{m}: {one_line(e, 120)}" for m, _, e in attempts if e is not primary)
     msg = one_line(primary)
-    raise StageError("capture", msg + (f" (also tried {detail})" if detail else ""), user_frame_of(primary),
+    # Each other method once, and its error only when it differs from the one reported.
+    same = [m for m, _, e in attempts if e is not primary and one_line(e) == msg]
+    other = [f"{m}: {one_line(e, 120)}" for m, _, e in attempts if e is not primary and one_line(e) != msg]
+    detail = (["also failed the same way: " + ", ".join(same)] if same else []) + (["also tried " + "; ".join(other)]
+                                                                                    if other else [])
+    raise StageError("capture", msg + (f" ({'; '.join(detail)})" if detail else ""), user_frame_of(primary),
                      "make forward() run on the example inputs, or define example_inputs() in the file")
 
 

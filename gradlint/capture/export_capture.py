@@ -7,6 +7,8 @@ call of a leaf module (by ``nn_module_stack``) becomes one IR node again.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from typing import Any
 
@@ -68,12 +70,26 @@ def innermost_module(builder: IRBuilder, node: Any) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """torch.export prints the partial FX graph of a failed export to stderr (not through logging);
+    the GL001 message says what failed. ``--debug`` keeps it."""
+    from ..ir import errors
+
+    if errors.DEBUG:
+        yield
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
 def capture_export(model: Any, sites: Any, args: tuple, kwargs: dict, wrapper: Any = None,
                    prefix: str = "") -> Any:
     import torch
 
     target = wrapper if wrapper is not None else model
-    ep = torch.export.export(target, tuple(args), dict(kwargs), strict=False)
+    with _quiet_stderr():
+        ep = torch.export.export(target, tuple(args), dict(kwargs), strict=False)
     gm = ep.graph_module
     b = IRBuilder(model, sites, "export", strip_prefix=prefix)
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
+from ..config import format_size
 from .source import Location
 
 STAGES = ("import", "build", "capture", "estimate", "verify")
 
 DEBUG = False  # --debug: print the traceback of every failure to stderr
+MEMORY_LIMIT: int | None = None  # bytes: the worker's address-space cap, named when memory runs out
+
+# How running out of memory reads: Python's MemoryError, torch's allocators, C++'s bad_alloc.
+_OUT_OF_MEMORY = ("not enough memory", "can't allocate memory", "cannot allocate memory", "bad_alloc",
+                  "out of memory")
 
 
 @dataclass
@@ -19,7 +25,6 @@ class StageError(Exception):
     location: Location | None = None
     hint: str | None = None
     missing_module: str | None = None  # it came from importing a module that is not installed
-
 
     def __str__(self) -> str:
         return f"{self.stage}: {self.message}"
@@ -55,7 +60,11 @@ def stage_error(stage: str, exc: BaseException, hint: str | None = None, fallbac
 
         print(f"--- gradlint --debug: {stage} failed ---", file=sys.stderr)
         traceback.print_exception(exc, file=sys.stderr)
-    return StageError(stage, one_line(exc), user_frame_of(exc) or fallback, hint, missing_module(exc))
+    message, hint = one_line(exc), hint
+    if MEMORY_LIMIT and is_out_of_memory(exc):
+        message = f"over the {format_size(MEMORY_LIMIT)} memory cap: {message}"
+        hint = hint or "raise memory-limit (or --memory-limit), or build a smaller configuration"
+    return StageError(stage, message, user_frame_of(exc) or fallback, hint, missing_module(exc))
 
 
 def missing_module(exc: BaseException) -> str | None:
@@ -68,3 +77,11 @@ def missing_module(exc: BaseException) -> str | None:
             return exc.name or "?"
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(s in text for s in _OUT_OF_MEMORY)
+

@@ -29,7 +29,10 @@ def call_factory(candidate: Candidate) -> Any:
 
 
 def count_parameters(model: Any) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Parameters of ``model``; a lazy module's not yet materialized ones count as none."""
+    from torch.nn.parameter import is_lazy
+
+    return sum(p.numel() for p in model.parameters() if not is_lazy(p))
 
 
 @dataclass

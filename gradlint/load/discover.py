@@ -93,6 +93,7 @@ class LoadedFile:
     search_path: list[str] = field(default_factory=list)  # sys.path entries the user's code runs with
     import_sites: Any = None  # module -> Location of the modules the import itself built
     error: StageError | None = None
+    usage_error: str | None = None  # the target names something the file does not define (exit 2)
     discovered: bool = False  # candidates found by discovery (vs. named by the target)
 
 
@@ -221,6 +222,9 @@ def load_file(target: Target, configured: list[Target] | None = None) -> LoadedF
     out.loss = loss if callable(loss) else None
 
     if target.expr is not None:
+        if target.is_name and getattr(module, target.expr, None) is None and not out.partial:
+            out.usage_error = missing_name_message(target, module)
+            return out
         cand = _named_candidate(target, module, out.import_sites)
         if isinstance(cand, StageError):
             out.error = out.error if out.partial else cand
@@ -553,3 +557,23 @@ _WEIGHTLESS_TORCH_MODULES = tuple(f"torch.nn.modules.{m}" for m in (
     "activation", "dropout", "pooling", "flatten", "padding", "pixelshuffle", "upsampling", "channelshuffle",
     "distance", "loss", "container", "fold"))
 # containers hold what the class body constructs, which is checked on its own
+def defined_names(module: types.ModuleType) -> list[str]:
+    """The classes and functions a module defines itself (not imports), in source order."""
+    found = []
+    for name, obj in vars(module).items():
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and getattr(obj, "__module__", None) == module.__name__ \
+                and not name.startswith("_"):
+            loc = definition_location(obj)
+            found.append((loc.line if loc else 0, name))
+    return [name for _, name in sorted(found)]
+
+
+def missing_name_message(target: Target, module: types.ModuleType) -> str:
+    """``file.py::Missing``: which names exist, the closest first."""
+    import difflib
+
+    names = defined_names(module)
+    close = difflib.get_close_matches(target.expr or "", names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listing = f"it defines {', '.join(names)}" if names else "it defines no class or function"
+    return f"{target.spec}: {target.path} defines no {target.expr!r}{hint}; {listing}"

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
+import linecache
 import os
 import re
 import sys
@@ -21,6 +24,56 @@ from ..ir.source import is_library_file
 
 # What marks a repository's root folder (the nearest one above the file wins).
 REPOSITORY_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+# Absolute path -> source text to import instead of the file's bytes on disk: the editor's buffer,
+# for the language server. Set in the analysis worker only.
+SOURCE_OVERRIDES: dict[str, str] = {}
+
+
+class _BufferLoader(importlib.machinery.SourceFileLoader):
+    """Imports a file from ``SOURCE_OVERRIDES`` (never from its bytecode cache, which holds the
+    disk's version), and puts the text in ``linecache`` so tracebacks and source lookups agree."""
+
+    def get_code(self, fullname):  # noqa: ANN001
+        text = SOURCE_OVERRIDES[self.path]
+        linecache.cache[self.path] = (len(text), None, text.splitlines(True), self.path)
+        return compile(text, self.path, "exec", dont_inherit=True)
+
+
+class _BufferFinder(importlib.abc.MetaPathFinder):
+    """Finds modules as usual and swaps in ``_BufferLoader`` for an overridden file (a target
+    inside a package is imported by its dotted name)."""
+
+    def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001
+        if not SOURCE_OVERRIDES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.origin is None or os.path.realpath(spec.origin) not in SOURCE_OVERRIDES:
+            return None
+        real = os.path.realpath(spec.origin)
+        return importlib.util.spec_from_file_location(fullname, real, loader=_BufferLoader(fullname, real),
+                                                      submodule_search_locations=spec.submodule_search_locations)
+
+
+def source_bytes(path: str) -> bytes:
+    """The source gradlint analyses for ``path``: the editor's buffer when one was given, else the
+    file on disk (OSError when it cannot be read)."""
+    text = SOURCE_OVERRIDES.get(os.path.realpath(path)) if SOURCE_OVERRIDES else None
+    return text.encode("utf-8") if text is not None else Path(path).read_bytes()
+
+
+def _use_buffers() -> None:
+    if SOURCE_OVERRIDES and not any(isinstance(f, _BufferFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _BufferFinder())
+
+
+def _file_spec(name: str, file: Path):
+    """The import spec of a target file (from the override when there is one)."""
+    real = os.path.realpath(file)
+    if real in SOURCE_OVERRIDES:
+        return importlib.util.spec_from_file_location(name, real, loader=_BufferLoader(name, real))
+    return importlib.util.spec_from_file_location(name, file)
 
 
 @contextlib.contextmanager
@@ -89,6 +142,7 @@ def import_user_file(path: str) -> tuple[types.ModuleType, list[str], list[str]]
     ``sys.path`` entries to put back while its models are built (``search_path``)."""
     file = Path(path).resolve()
     before = set(sys.modules)
+    _use_buffers()
     pkg = _package_root(file)
     folders = [str(pkg[0] if pkg is not None else file.parent)]
     repo = repository_root(file)
@@ -123,7 +177,7 @@ def _import_path(file: Path) -> types.ModuleType:
     if existing is not None and getattr(existing, "__file__", None) != str(file):
         _counter += 1
         name = f"_gradlint_target_{_counter}_{name}"
-    spec = importlib.util.spec_from_file_location(name, file)
+    spec = _file_spec(name, file)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {file}")
     return _execute(name, spec)

@@ -243,6 +243,20 @@ class InitRecorder:
 _RESETS = ("reset_parameters", "_reset_parameters", "__init__")
 
 
+# In-place random fills: on a meta tensor they write nothing and return the tensor. torch runs
+# them there through Python references that import torch._dynamo on first use.
+_RANDOM_FILLS = frozenset({"normal_", "uniform_", "random_", "exponential_", "geometric_", "cauchy_",
+                           "log_normal_", "bernoulli_"})
+
+
+def _meta_fill_target(func: Any, args: tuple, kwargs: dict) -> Any:
+    """The meta tensor a random fill (``t.normal_()``, ``nn.init.normal_(tensor=t)``) would write to."""
+    if getattr(func, "__name__", "") not in _RANDOM_FILLS:
+        return None
+    t = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+    return t if getattr(t, "is_meta", False) is True else None
+
+
 def _recording_mode(rec: InitRecorder) -> Any:
     """A TorchFunctionMode that runs every torch function and tells ``rec`` about it."""
     from torch.overrides import TorchFunctionMode
@@ -250,7 +264,11 @@ def _recording_mode(rec: InitRecorder) -> Any:
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            out = func(*args, **kwargs)
+            filled = _meta_fill_target(func, args, kwargs)
+            if filled is not None:
+                out = filled  # writes nothing on meta; skipping it also skips loading torch._dynamo (~2 s)
+            else:
+                out = func(*args, **kwargs)
             try:
                 rec.on_torch_function(func, args, kwargs, out, sys._getframe(1))
             except Exception:  # noqa: BLE001 - bookkeeping must never break the user's build

@@ -11,9 +11,11 @@ loads.
 from __future__ import annotations
 
 import ast
+import errno
 import fnmatch
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +86,7 @@ def parse_target(spec: str) -> Target:
 class Expansion:
     targets: list[Target] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # one line each: "path: reason"
+    skipped: list[str] = field(default_factory=list)  # files of a folder that cannot be read, and why
 
 
 def expand_targets(specs: list[str], exclude: list[str] | None = None) -> Expansion:
@@ -104,18 +107,41 @@ def expand_targets(specs: list[str], exclude: list[str] | None = None) -> Expans
             out.errors.append(str(e))
             continue
         p = Path(target.path)
-        if p.is_dir():
+        problem = unreadable(p)
+        if problem is None and p.is_dir():
             if target.expr is not None:
                 out.errors.append(f"{spec}: '::' needs a file, not a folder")
                 continue
             for f in iter_python_files(p, exclude):
-                if could_define_model(f):
+                why = unreadable(f)
+                if why is not None:
+                    out.skipped.append(f"skipped {f}: {why}")
+                elif could_define_model(f):
                     add(Target(str(f)))
-        elif p.is_file():
+        elif problem is None:
             add(target)
         else:
-            out.errors.append(f"{target.path}: no such file or folder")
+            out.errors.append(f"{target.path}: {problem}")
     return out
+
+
+def unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be analysed (a symlink loop, a dangling link, a FIFO or device, which
+    would block a read), or None for a regular file or a folder."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if os.path.islink(path):
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+        if e.errno == errno.ENOENT:
+            return "no such file or folder"
+        return f"cannot be read ({e.strerror})"
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return None
+    kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"
+    return f"not a regular file but {kind}"
 
 
 # A file found by walking a folder is imported only if it could define a model at all: this keeps

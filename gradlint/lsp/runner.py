@@ -1,9 +1,13 @@
-"""One analysis, run as ``INTERPRETER -m gradlint check FILE --format json`` in a subprocess.
+"""The language server's side of an analysis: a warm worker process of the user's interpreter.
 
-Why a subprocess: torch and the user's packages live in the user's environment, not necessarily
-the server's; and analysing imports the user's file, whose code may crash the interpreter
-(a segfault in an extension, ``os._exit``) or never return. The server only waits, with a
-timeout, and kills the whole process group (the user's code may have started children).
+Why another process: torch and the user's packages live in the user's environment, not
+necessarily the server's, and analysing runs the user's code. Why a long-lived one: starting an
+interpreter and importing torch costs seconds on every save. ``WarmWorker`` starts
+``lsp/warm_worker.py`` once (from this gradlint install, with ``-P``: never importable from the
+workspace), and each request costs it a fork; the run there isolates the file in a worker of its
+own (``pipeline/workers.py``: memory cap, timeout kill, crashes reported as GL001). A request
+past its timeout, or superseded by a newer save, is cancelled (its process group is killed).
+If the worker process itself dies, the next request starts a new one.
 
 Standard library only: the server imports it, and tests drive it without an LSP client.
 """
@@ -11,15 +15,19 @@ Standard library only: the server imports it, and tests drive it without an LSP 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from ..pipeline.workers import bootstrap_command
 
 DEFAULT_TIMEOUT = 60.0
+STARTUP_TIMEOUT = 300.0  # importing torch on a busy machine
+STOP_GRACE = 8.0  # seconds the worker process has to cancel its runs when stopped
 _POSIX = os.name == "posix"
 
 
@@ -29,7 +37,7 @@ class Outcome:
 
     findings: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None  # one line for the user: timed out, crashed, no report
-    log: str = ""  # the subprocess's stderr, for the server's log
+    log: str = ""  # the run's stderr, for the server's log
     seconds: float = 0.0
 
     @property
@@ -37,69 +45,172 @@ class Outcome:
         return self.error is None
 
 
-def command(interpreter: str, path: str, args: list[str] | tuple[str, ...] = ()) -> list[str]:
-    # --exit-zero: findings are the normal case here, not a failure of the run.
-    return [interpreter, "-m", "gradlint", "check", path, "--format", "json", "--exit-zero", *args]
+class WarmWorker:
+    """One analysis process of ``interpreter``, started on first use and kept warm."""
 
+    def __init__(self, interpreter: str, log: Callable[[str], None] = lambda line: None) -> None:
+        self.interpreter = interpreter
+        self.log = log
+        self.proc: asyncio.subprocess.Process | None = None
+        self.ready: asyncio.Future | None = None
+        self.pending: dict[int, asyncio.Future] = {}
+        self.stderr_tail: list[str] = []
+        self._ids = 0
+        self._tasks: list[asyncio.Task] = []
+        self.startup_seconds: float | None = None
 
-@dataclass
-class Completed:
-    returncode: int | None  # None: killed on timeout
-    stdout: str
-    stderr: str
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
 
-
-async def run_command(argv: list[str], cwd: str, timeout: float) -> Completed:
-    """Run ``argv``; on timeout or cancellation kill its process group. Raises OSError when the
-    program cannot be started."""
-    env = dict(os.environ, PYTHONIOENCODING="utf-8")
-    proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,  # never the server's stdin: it is the LSP stream
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=_POSIX)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        _kill(proc)
-        try:  # bounded: a grandchild that left the group may hold the pipes open
-            await asyncio.wait_for(proc.wait(), 5)
+    async def start(self) -> str | None:
+        """Start the process if needed and wait until it is warm; the reason when it cannot be."""
+        if not self.alive:
+            await self._launch()
+        assert self.ready is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self.ready), STARTUP_TIMEOUT)
         except asyncio.TimeoutError:
-            pass
-        return Completed(None, "", "")
-    except asyncio.CancelledError:  # a newer save or a close superseded this run
-        _kill(proc)
-        raise
-    return Completed(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+            await self.stop()
+            return f"the analysis process did not start within {STARTUP_TIMEOUT:g} s"
+        except RuntimeError as e:
+            return str(e)
+        return None
 
+    async def _launch(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.ready = loop.create_future()
+        self.stderr_tail = []
+        t0 = time.monotonic()
+        env = dict(os.environ, PYTHONIOENCODING="utf-8")
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *bootstrap_command(self.interpreter, "gradlint.lsp.warm_worker", "main"),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env=env, start_new_session=_POSIX, limit=1 << 26)
+        except OSError as e:
+            self.proc = None
+            self.ready.set_exception(RuntimeError(f"cannot run {self.interpreter}: {e.strerror or e}"))
+            self.ready.exception()  # retrieved: no "never retrieved" warning
+            return
+        self._tasks = [loop.create_task(self._read_replies(t0)), loop.create_task(self._read_stderr())]
 
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is not None:
-        return
-    try:
-        if _POSIX:
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the user's children die with it
-        else:  # pragma: no cover - Windows
-            proc.kill()
-    except (ProcessLookupError, PermissionError):
-        pass
+    async def _read_replies(self, t0: float) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        proc = self.proc
+        while True:
+            line = await proc.stdout.readline()
+            if not line:
+                break
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("ready") and self.ready is not None and not self.ready.done():
+                self.startup_seconds = time.monotonic() - t0
+                self.ready.set_result(True)
+            elif "id" in msg:
+                fut = self.pending.pop(msg["id"], None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+        await proc.wait()
+        why = self._why_it_stopped(proc.returncode)
+        if self.ready is not None and not self.ready.done():
+            self.ready.set_exception(RuntimeError(why))
+            self.ready.exception()
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_result({"failed": why})
+        self.pending.clear()
 
+    async def _read_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        stream = self.proc.stderr
+        while line := await stream.readline():
+            text = line.decode("utf-8", "replace").rstrip()
+            self.stderr_tail = (self.stderr_tail + [text])[-20:]
+            if text:
+                self.log(text)
 
-async def analyse(path: str, interpreter: str, timeout: float = DEFAULT_TIMEOUT, args: list[str] | tuple[str, ...] = (),
-                  cwd: str | None = None) -> Outcome:
-    """Analyse the file at ``path`` (absolute) and return its findings."""
-    cwd = cwd or str(Path(path).parent)
-    t0 = time.monotonic()
-    try:
-        done = await run_command(command(interpreter, path, args), cwd, timeout)
-    except OSError as e:
-        return Outcome(error=f"cannot run {interpreter}: {e.strerror or e}")
-    seconds = time.monotonic() - t0
-    if done.returncode is None:
-        return Outcome(error=f"the analysis did not finish within {timeout:g} s and was stopped "
-                             "(a hang in the model's code? raise the `timeout` setting for big models)", seconds=seconds)
-    findings = parse_report(done.stdout, cwd)
-    if findings is None:
-        return Outcome(error=_why_no_report(done), log=done.stderr, seconds=seconds)
-    return Outcome(findings=findings, log=done.stderr, seconds=seconds)
+    def _why_it_stopped(self, rc: int | None) -> str:
+        last = next((ln.strip() for ln in reversed(self.stderr_tail) if ln.strip()), "")
+        if rc is not None and rc < 0:
+            try:
+                what = f"crashed ({signal.Signals(-rc).name})"
+            except ValueError:
+                what = f"was killed by signal {-rc}"
+        else:
+            what = f"exited with code {rc}"
+        return f"the analysis process {what}" + (f": {last}" if last else "")
+
+    async def analyse(self, path: str, text: str | None, cwd: str, args: list[str] | tuple[str, ...] = (),
+                      timeout: float = DEFAULT_TIMEOUT) -> Outcome:
+        """Analyse the file at ``path`` (absolute) as ``text`` (the editor's buffer; None: the file
+        on disk), in the folder ``cwd``; its findings, or why there are none."""
+        problem = await self.start()
+        if problem is not None:
+            return Outcome(error=problem)
+        assert self.proc is not None and self.proc.stdin is not None
+        self._ids += 1
+        rid = self._ids
+        fut = asyncio.get_running_loop().create_future()
+        self.pending[rid] = fut
+        request = {"id": rid, "path": path, "text": text, "cwd": cwd,
+                   "args": ["--timeout", f"{timeout:g}", *args]}
+        t0 = time.monotonic()
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            await self.proc.stdin.drain()
+            reply = await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except asyncio.TimeoutError:
+            self._cancel(rid)
+            return Outcome(error=f"the analysis did not finish within {timeout:g} s and was stopped "
+                                 "(a hang in the model's code? raise the `timeout` setting for big models)",
+                           seconds=time.monotonic() - t0)
+        except asyncio.CancelledError:  # a newer save or a close superseded this run
+            self._cancel(rid)
+            raise
+        except (ConnectionError, RuntimeError) as e:
+            self.pending.pop(rid, None)
+            return Outcome(error=f"the analysis process stopped: {e}")
+        seconds = time.monotonic() - t0
+        if "failed" in reply:
+            return Outcome(error=str(reply["failed"]), seconds=seconds)
+        log = str(reply.get("stderr", ""))
+        findings = parse_report(str(reply.get("stdout", "")), cwd)
+        if findings is None:
+            last = next((ln.strip() for ln in reversed(log.splitlines()) if ln.strip()), "")
+            return Outcome(error=f"the analysis exited with code {reply.get('exit')} without a report"
+                                 + (f": {last}" if last else ""), log=log, seconds=seconds)
+        return Outcome(findings=findings, log=log, seconds=seconds)
+
+    def _cancel(self, rid: int) -> None:
+        self.pending.pop(rid, None)
+        if self.alive and self.proc is not None and self.proc.stdin is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                self.proc.stdin.write((json.dumps({"cancel": rid}) + "\n").encode())
+
+    async def stop(self) -> None:
+        """Stop the process and everything it started: the end of its input lets it cancel its
+        runs (each kills its analysis workers); what has not ended a few seconds later is killed."""
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ConnectionError, RuntimeError, OSError):
+                if proc.stdin is not None:
+                    proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_GRACE)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    if _POSIX:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    else:  # pragma: no cover - Windows
+                        proc.kill()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 10)
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
 
 
 def parse_report(stdout: str, cwd: str) -> list[dict[str, Any]] | None:
@@ -119,16 +230,3 @@ def parse_report(stdout: str, cwd: str) -> list[dict[str, Any]] | None:
                 f["location"] = dict(loc, path=os.path.normpath(os.path.join(cwd, loc["path"])))
             findings.append(f)
     return findings
-
-
-def _why_no_report(done: Completed) -> str:
-    last = next((ln.strip() for ln in reversed(done.stderr.splitlines()) if ln.strip()), "")
-    rc = done.returncode
-    if rc is not None and rc < 0:
-        try:
-            what = f"crashed ({signal.Signals(-rc).name})"
-        except ValueError:
-            what = f"was killed by signal {-rc}"
-    else:
-        what = f"exited with code {rc} without a report"
-    return f"the analysis {what}" + (f": {last}" if last else "")

@@ -2,8 +2,19 @@
 
 One entry per target file, keyed on gradlint's version, the Python and torch versions (read from
 package metadata, not by importing torch), the effective configuration and the file's content.
-The entry also records every project file the model's import used (helper modules, a shared
-layers.py) with its content hash: editing any of them invalidates the entry.
+The entry records what else the result depends on, and is served only while all of it is
+unchanged: every project file the model's import used (helper modules, a shared layers.py),
+every file under the project root the user's code opened (a ``config.json``), each with its
+content hash, and the environment variables the user's code read, with their values.
+
+Entries are JSON (``serialize.py``), never pickle: ``cache-dir`` can come from the repository's
+own pyproject.toml and a CI cache can be restored from another branch, so an entry is data that
+is checked on load, and one of the wrong shape is ignored and recomputed. Each entry is written
+as soon as its file is done, so an interrupted run keeps what it finished.
+
+``DependencyIndex`` keeps, beside the entries, which files each analysed model file depended on
+at its last analysis: ``--with-dependents`` (the pre-commit hook) also lints the model files that
+import a changed helper.
 """
 
 from __future__ import annotations
@@ -11,38 +22,30 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import sys
 import tempfile
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from ..config import Config
 from ..load.targets import Target
 from ..version import __version__
+from .records import FileResult
+from .serialize import ShapeError, from_plain, to_plain
 
-CACHE_FORMAT = 2  # 2: reports carry frozen layers, act_rms/grad_rms, the collapse and information-flow readouts
+CACHE_FORMAT = 3  # 1 was pickle; 3: reports carry frozen layers, act_rms/grad_rms, the collapse and information-flow readouts
 # Config fields that do not change results (or are part of the key some other way).
-_NOT_IN_KEY = {"root", "source", "cache", "cache_dir", "timeout", "models", "exclude", "chart", "plot", "tensorboard"}
-
-
-@dataclass
-class FileResult:
-    """What analysing one target file produced."""
-
-    reports: list = field(default_factory=list)  # ModelReport
-    messages: list[str] = field(default_factory=list)
-    internal_errors: list[str] = field(default_factory=list)
-    project_files: list[str] = field(default_factory=list)
-    # False when a model failed on a module that is not installed: installing it must be seen at
-    # once, so such a result is never stored
-    cacheable: bool = True
+_NOT_IN_KEY = {"root", "source", "cache", "cache_dir", "timeout", "memory_limit", "models", "exclude", "chart",
+               "plot", "tensorboard"}
+INDEX_NAME = "dependencies.json"
 
 
 def _sha(path: str) -> str | None:
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
     except OSError:
         return None
 
@@ -84,20 +87,23 @@ class Cache:
         raw = "\0".join([self.fingerprint, target.spec, str(Path(target.path).resolve()), content])
         return hashlib.sha256(raw.encode()).hexdigest()
 
+    def _file(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.json"
+
     def get(self, target: Target) -> FileResult | None:
+        """The stored result, or None when there is none, it is stale, or it is not a valid entry."""
         key = self._key(target)
         if key is None:
             return None
         try:
-            with open(self.dir / key[:2] / key, "rb") as fh:
-                entry = pickle.load(fh)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, ValueError):
+            with open(self._file(key), "rb") as fh:
+                entry = read_entry(fh.read())
+        except (OSError, ShapeError):
             return None
-        if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT:
+        if any(_sha(path) != digest for path, digest in entry["files"].items()):
             return None
-        for path, digest in entry["deps"].items():
-            if _sha(path) != digest:
-                return None
+        if any(os.environ.get(name) != value for name, value in entry["environment"].items()):
+            return None
         result = entry["result"]
         for r in result.reports:
             r.cached = True
@@ -107,28 +113,76 @@ class Cache:
         key = self._key(target)
         if key is None:
             return
-        deps = {p: _sha(p) for p in result.project_files}
-        entry = {"format": CACHE_FORMAT, "deps": deps, "result": _portable(result)}
-        folder = self.dir / key[:2]
+        files = {p: _sha(p) for p in sorted({*result.project_files, *result.opened_files})}
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            _ensure_gitignore(self.dir)
-            fd, tmp = tempfile.mkstemp(dir=folder)
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(entry, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, folder / key)  # atomic: parallel runs never read half an entry
-        except (OSError, pickle.PicklingError, TypeError, AttributeError):
-            pass  # a read-only checkout just runs uncached
+            text = json.dumps({"format": CACHE_FORMAT, "gradlint": __version__, "target": target.spec,
+                               "files": files, "environment": result.environment,
+                               "result": to_plain(result, FileResult)}, separators=(",", ":"))
+        except (ShapeError, TypeError, ValueError):
+            return  # a result that cannot be stored is recomputed next time
+        if _write_atomic(self._file(key), text, self.dir):
+            DependencyIndex(self.dir).record(str(Path(target.path).resolve()), list(files))
 
 
-def _portable(result: FileResult) -> FileResult:
-    """Drop what only an in-process caller needs (the captured graph)."""
-    reports = [pickle.loads(pickle.dumps(replace(r, graph=None))) for r in result.reports]
-    return FileResult(reports, list(result.messages), list(result.internal_errors), list(result.project_files),
-                      result.cacheable)
+def read_entry(data: bytes) -> dict[str, Any]:
+    """A cache entry, checked: ShapeError unless it is one this version wrote."""
+    try:
+        entry = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ShapeError("not a JSON cache entry") from None
+    if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT:
+        raise ShapeError("not a cache entry of this format")
+    files = from_plain(entry.get("files"), dict[str, str | None], "$.files")
+    environment = from_plain(entry.get("environment"), dict[str, str | None], "$.environment")
+    result = from_plain(entry.get("result"), FileResult, "$.result")
+    return {"files": files, "environment": environment, "result": result}
+
+
+def _write_atomic(path: Path, text: str, cache_dir: Path) -> bool:
+    """Write ``text`` to ``path`` whole or not at all (parallel runs never read half an entry)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_gitignore(cache_dir)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        return False  # a read-only checkout just runs uncached
 
 
 def _ensure_gitignore(directory: Path) -> None:
     gi = directory / ".gitignore"
     if not gi.exists():
         gi.write_text("# created by gradlint\n*\n")
+
+
+class DependencyIndex:
+    """Model file -> the files its last analysis depended on (absolute paths), in one JSON file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / INDEX_NAME
+        self.dir = directory
+
+    def load(self) -> dict[str, list[str]]:
+        try:
+            data = json.loads(self.path.read_bytes())
+            return from_plain(data, dict[str, list[str]])
+        except (OSError, ValueError, RecursionError):  # ShapeError is a ValueError
+            return {}
+
+    def record(self, model_file: str, depends_on: list[str]) -> None:
+        index = self.load()
+        deps = sorted(p for p in depends_on if p != model_file)
+        if index.get(model_file) == deps:
+            return
+        index[model_file] = deps
+        _write_atomic(self.path, json.dumps(index, sort_keys=True), self.dir)
+
+    def dependents(self, paths: set[str]) -> list[str]:
+        """Model files that depended on one of ``paths``, sorted."""
+        return sorted(m for m, deps in self.load().items() if paths.intersection(deps))
+
+    def is_dependency(self, path: str) -> bool:
+        return any(path in deps for deps in self.load().values())

@@ -83,7 +83,8 @@ class ModelReport:
     project_files: list[str] = field(default_factory=list)  # user files the model's import used
     cached: bool = False  # served from the cache
     missing_module: str | None = None  # failed on importing a module that is not installed (never cached)
-    graph: LayerGraph | None = None  # the captured graph; in-process only, never cached
+    # the captured graph: in-process only, never sent by a worker nor cached (pipeline/serialize.py)
+    graph: LayerGraph | None = field(default=None, metadata={"in_process_only": True})
     depth_check: dict[str, Any] | None = None  # --verify --depth K: the truncated copy's agreement
 
     @property
@@ -102,6 +103,20 @@ class ModelReport:
             "findings": [f.to_json() for f in self.findings],
             **({"depth_check": self.depth_check} if self.depth_check is not None else {}),
         }
+
+
+@dataclass
+class FileResult:
+    """What analysing one target file produced: what a worker sends back and the cache stores."""
+
+    reports: list[ModelReport] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # one-line notes for stderr
+    internal_errors: list[str] = field(default_factory=list)
+    usage_errors: list[str] = field(default_factory=list)  # a target the file cannot satisfy (exit 2)
+    project_files: list[str] = field(default_factory=list)  # user files the import pulled in
+    opened_files: list[str] = field(default_factory=list)  # files under the project root user code opened
+    environment: dict[str, str | None] = field(default_factory=dict)  # variables user code read, their values
+    cacheable: bool = True  # False: never stored (a worker that died, a module that is not installed)
 
 
 @dataclass

@@ -12,13 +12,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import Config
 from ..ir.errors import StageError, one_line
 from ..ir.source import Location
 from ..load.targets import Target, expand_targets, parse_target
-from .records import ModelReport, Report
+from .records import FileResult, ModelReport, Report
 from .suppress import filter_findings
 
 
@@ -29,16 +29,30 @@ class Session:
     config: Config
     enabled: set[str]
     internal_errors: list[str] = field(default_factory=list)
+    # Told where the analysis is (phase, model spec, its location, whether a --timeout clock
+    # starts): the worker forwards it to the parent (pipeline/workers.py).
+    progress: Callable[..., None] | None = None
+
+    def enter(self, phase: str, model: str | None = None, location: Location | None = None,
+              timed: bool = False) -> None:
+        if self.progress is not None:
+            self.progress(phase, model, location, timed)
 
 
-def run(specs: list[str], config: Config, enabled: set[str], jobs: int = 1, use_cache: bool = False) -> tuple[Report, Session]:
-    """Analyse every target; ``jobs`` > 1 spreads files over processes (same results, same order)."""
-    from .cache import Cache, FileResult, config_fingerprint
+def run(specs: list[str], config: Config, enabled: set[str], jobs: int = 1, use_cache: bool = False,
+        isolate: bool = False, with_dependents: bool = False) -> tuple[Report, Session]:
+    """Analyse every target. ``isolate`` (the command line): each file in a worker process of its
+    own (workers.py), ``jobs`` at a time, results in the order of a serial run; else in this
+    process, which keeps each report's captured graph (tests, benchmarks). ``with_dependents``:
+    also the files the cache recorded as importing one of the given files (a changed helper)."""
+    from .cache import Cache, config_fingerprint
+    from .workers import FileJob, Limits, analyze_files, isolation_available, needs_spawn
 
     session = Session(config, enabled)
     report = Report()
     expansion = expand_targets(specs, config.exclude)
     report.usage_errors += expansion.errors
+    report.messages += expansion.skipped
     targets = expansion.targets
     explicit = [t.path in specs or t.spec in specs for t in targets]
 
@@ -46,38 +60,79 @@ def run(specs: list[str], config: Config, enabled: set[str], jobs: int = 1, use_
     if use_cache:
         root = config.root or Path.cwd()
         cache = Cache(root / config.cache_dir, config_fingerprint(config, enabled))
+    if with_dependents:
+        add_dependents(targets, explicit, config)
+
     results: list[FileResult | None] = [cache.get(t) if cache else None for t in targets]
-    todo = [i for i, r in enumerate(results) if r is None]
-    if jobs > 1 and len(todo) > 1:
-        fresh = _run_parallel([targets[i] for i in todo], [explicit[i] for i in todo], config, enabled, jobs)
-    else:
-        fresh = [analyze_file(targets[i], session, explicit[i]) for i in todo]
-    for i, result in zip(todo, fresh):
+
+    def finished(i: int, result: FileResult) -> None:
         results[i] = result
-        if cache is not None and not result.internal_errors and result.cacheable:
-            cache.put(targets[i], result)
+        if cache is not None and result.cacheable and not result.internal_errors:
+            cache.put(targets[i], result)  # at once: an interrupted run keeps what it finished
+
+    todo = [FileJob(i, targets[i], explicit[i]) for i, r in enumerate(results) if r is None]
+    if todo and isolate and isolation_available():
+        # A warm-up pays torch's and gradlint's first-call work once instead of in every worker:
+        # worth it from two files on.
+        threads = 0 if needs_spawn(config) else prepare_workers(warm=len(todo) > 1)
+        analyze_files(todo, session, jobs, Limits(config.timeout, config.memory_limit, threads), finished,
+                      analyze_file, failed_report)
+    else:
+        for job in todo:
+            finished(job.index, analyze_file(job.target, session, job.explicit))
     for result in results:
+        assert result is not None
         report.models += result.reports
         report.messages += result.messages
+        report.usage_errors += result.usage_errors
         session.internal_errors += [e for e in result.internal_errors if e not in session.internal_errors]
     return report, session
 
 
-def _analyze_in_worker(args: tuple) -> Any:
-    target, explicit, config, enabled = args
-    from .cache import _portable
+def prepare_workers(dynamo: bool = False, warm: bool = True) -> int:
+    """Import (and ``warm`` up) this process before workers are forked from it (workers.preload);
+    the threads a worker may give torch for --verify."""
+    from .workers import preload
 
-    return _portable(analyze_file(target, Session(config, enabled), explicit))
+    return preload(dynamo, warm_up if warm else None)
 
 
-def _run_parallel(targets: list[Target], explicit: list[bool], config: Config, enabled: set[str], jobs: int) -> list:
-    """One process per worker (spawned: a clean interpreter per worker, like pytest-xdist)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def warm_up() -> None:
+    """Analyse ``warmup_model.py`` here, findings dropped: torch's and gradlint's first-call work."""
+    from ..rules import select_rules
 
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(targets)), mp_context=ctx) as pool:
-        return list(pool.map(_analyze_in_worker, [(t, e, config, enabled) for t, e in zip(targets, explicit)]))
+    from .serialize import dumps, loads
+    from .suppress import scan
+
+    path = str(Path(__file__).with_name("warmup_model.py"))
+    result = analyze_file(Target(path), Session(Config(cache=False), select_rules(["ALL"], [], [])), explicit=False)
+    scan(path)  # the noqa scan skips gradlint's own files: run it once here
+    loads(dumps(result, FileResult), FileResult)  # the serializer's type-hint tables
+
+
+def spawned_worker() -> None:
+    """Entry point of a worker started as a fresh interpreter (CUDA: pipeline/workers.py)."""
+    from .workers import spawned_main
+
+    spawned_main(Session, analyze_file)
+
+
+def add_dependents(targets: list[Target], explicit: list[bool], config: Config) -> None:
+    """Add the model files whose recorded dependencies include a target file (a helper module
+    changed in a commit); a target that is such a helper says nothing when it defines no model."""
+    from .cache import DependencyIndex
+
+    index = DependencyIndex((config.root or Path.cwd()) / config.cache_dir)
+    given = [str(Path(t.path).resolve()) for t in targets]
+    for i, path in enumerate(given):
+        if index.is_dependency(path):
+            explicit[i] = False
+    known = set(given)
+    for path in index.dependents(set(given)):
+        if path not in known and Path(path).is_file():
+            known.add(path)
+            targets.append(Target(_display(path)))
+            explicit.append(False)
 
 
 def configured_targets(config: Config) -> list[Target]:
@@ -145,16 +200,17 @@ def _display(path: str) -> str:
 
 def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any:
     """Everything about one file: import it, build each model, analyse each. Returns a FileResult."""
+    from ..capture.lazy import materialize as materialize_lazy
     from ..load.build import build_model
     from ..load.discover import load_file
     from ..load.limits import TimeLimitExceeded, time_limit
-    from .cache import FileResult
 
     config = session.config
     errors_before = len(session.internal_errors)
     out = FileResult()
     _import_torch_outside_time_limits()
     t0 = time.perf_counter()
+    session.enter("import", timed=True)
     try:
         with time_limit(config.timeout):
             loaded = load_file(target, configured_targets(config))
@@ -165,6 +221,9 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any
         out.project_files = [str(Path(target.path).resolve())]
         return out
     out.project_files = loaded.project_files or [str(Path(target.path).resolve())]
+    if loaded.usage_error is not None:
+        out.usage_errors.append(loaded.usage_error)
+        return out
     if loaded.error is not None:
         error = loaded.error
         if loaded.partial and loaded.candidates:
@@ -179,9 +238,11 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any
     unbuilt = list(loaded.unbuilt)
     for cand in loaded.candidates:
         t1 = time.perf_counter()
+        session.enter("build", cand.target.spec, cand.location, timed=True)
         try:
             with time_limit(config.timeout), _seeded(config.seed):
                 b = build_model(cand, config.materialize_limit)
+                materialize_lazy(b, loaded, config)
         except TimeLimitExceeded as e:
             err = StageError("build", f"the constructor {e} (--timeout)", cand.location,
                              "raise --timeout, or build a smaller configuration: file.py::Net(depth=2)")
@@ -210,6 +271,7 @@ def analyze_file(target: Target, session: Session, explicit: bool = True) -> Any
                                 f"needs no arguments, or name one: {target.path}::Net(depth=4))")
         return out
     for b, build_time in built:
+        session.enter("capture", b.candidate.target.spec, b.candidate.location, timed=True)
         try:
             with time_limit(config.timeout), _seeded(config.seed):
                 m = analyze_built(b, loaded, session)
@@ -242,11 +304,10 @@ def _seeded(seed: int | None):
 
 
 def _import_torch_outside_time_limits() -> None:
-    """An alarm that interrupts ``import torch`` (or the torch._dynamo import that meta kernels
-    trigger) leaves torch half-registered and the next import crashes the process. Both are
-    needed anyway; import them before any --timeout clock starts."""
-    import torch
-    import torch._dynamo  # noqa: F401
+    """An alarm that interrupts ``import torch`` leaves torch half-registered and the next import
+    crashes the process. It is needed anyway; import it before any --timeout clock starts (the
+    alarm also waits out torch's own lazy imports: load/limits.py)."""
+    import torch  # noqa: F401
 
 
 def _order_key(r: ModelReport, loaded: Any) -> int:
@@ -279,6 +340,7 @@ def analyze_built(built: Any, loaded: Any, session: Session) -> ModelReport:
     run = ModelRun(session.config, session.enabled, loaded, built, ModelReport(target=spec, path=path))
     for stage in STAGES:
         t0 = time.perf_counter()
+        session.enter(stage.name, spec, built.candidate.location)
         try:
             stage(run)
         except StageError as e:

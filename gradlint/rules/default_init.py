@@ -43,8 +43,10 @@ INIT_DEFS = frozenset({"reset_parameters", "_reset_parameters", "_init_weights",
 def _init_sites_cached(path: str, mtime_ns: int, size: int) -> tuple[tuple[int, int, str], ...]:
     import ast
 
+    from ..load.importer import source_bytes
+
     try:
-        tree = ast.parse(Path(path).read_bytes())
+        tree = ast.parse(source_bytes(path))
     except (SyntaxError, ValueError, OSError):
         return ()
     sites = []

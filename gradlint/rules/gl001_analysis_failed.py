@@ -14,8 +14,10 @@ class AnalysisFailed(Rule):
     what = """
         Reports a model gradlint could not analyse, with the stage that failed (`import`,
         `build`, `capture`, `estimate` or `verify`), the exception in one line and the line of
-        your code it came from. The other models in the file, and the other files, are still
-        analysed.
+        your code it came from. A file whose analysis process died is reported the same way, with
+        the cause and the phase: `os._exit(0) ... at import`, `killed by SIGSEGV while building
+        Net`, `over the 8 GiB memory cap`, or code that kept running past `--timeout`. The other
+        models in the file, and the other files, are still analysed.
     """
     why = """
         A model that is silently skipped looks like a clean model. Failing loudly, and pointing at
@@ -26,9 +28,10 @@ class AnalysisFailed(Rule):
         package in the environment gradlint runs in; give the class defaults for its constructor
         arguments or name it with arguments (`model.py::Net(depth=4)`); define
         `example_inputs()` in the file when the input shape cannot be inferred; guard script
-        code with `if __name__ == "__main__":`.
+        code with `if __name__ == "__main__":`; raise `--timeout` or `memory-limit` for a model
+        that is slow or big by design.
     """
-    references = ["gradlint README, section *What gradlint runs of your code*"]
+    references = ["gradlint README, section *What gradlint runs, and where*"]
     INVALID = [
         Example(
             """
