@@ -22,7 +22,9 @@ from ..ir import graph as g
 from . import prefix
 from .context import Context, Unsupported
 from .handlers import lookup
+from .information import Indistinct
 from .registry import Step, Unhandled
+from .scale import Collapse
 from .signals import UNIT, Grad, Signal, merge_grads
 from .weights import WeightSource
 
@@ -82,8 +84,8 @@ class Estimate:
     inputs: str = ""  # where the input statistics came from
     unresolved_zeros: list[str] = field(default_factory=list)  # zero weights gradient descent never moves
     dtype: str = "float32"  # the range the absolute scale was checked against
-    collapse: list = field(default_factory=list)  # scale.Collapse: where a signal leaves that range
-    indistinct: Any = None  # information.Indistinct: where two inputs' activations become alike
+    collapse: list[Collapse] = field(default_factory=list)  # where a signal leaves that range
+    indistinct: Indistinct | None = None  # where two inputs' activations become alike
 
     @property
     def collapsed(self) -> str | None:
