@@ -63,7 +63,12 @@ def _formats() -> tuple[str, ...]:
 @click.option("--seed", type=int, default=None, help="Random seed for --verify: weights, inputs, dropout, loss (default 0).")
 @click.option("--input-shape", default=None, metavar="N,C,H,W", help="Input shape when the file has no example_inputs().")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
-@click.option("--show-fixes", is_flag=True, help="Print each finding's fix under it (concise format).")
+@click.option("--show-fixes", is_flag=True, help="Print each finding's ranked fixes and their predicted effect under it.")
+@click.option("--fix", "apply_fixes", is_flag=True,
+              help="Apply the best safe fix (initial weights only) of each model to its source, then re-lint.")
+@click.option("--unsafe-fixes", is_flag=True,
+              help="With --fix or --diff: apply an architecture change when it is predicted better than every safe fix.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print the patch --fix would make, without writing files.")
 @click.option("--statistics", is_flag=True, help="Count the findings per code instead of listing them (json with --format json).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="pyproject.toml to read [tool.gradlint] from (default: the nearest one).")
@@ -76,8 +81,8 @@ def _formats() -> tuple[str, ...]:
               help="Files analysed in parallel, in separate processes (0: one per CPU).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
-          input_shape, exit_zero, show_fixes, statistics, config_path, timeout, chart, plot, tensorboard, no_cache,
-          jobs, debug) -> None:
+          input_shape, exit_zero, show_fixes, apply_fixes, unsafe_fixes, show_diff, statistics, config_path, timeout,
+          chart, plot, tensorboard, no_cache, jobs, debug) -> None:
     """Analyse the models in TARGETS (files, folders, file.py::Name)."""
     from .ir import errors
 
@@ -131,6 +136,18 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
         click.echo(f"gradlint: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)
         sys.exit(EXIT_ERROR)
 
+    if any(m.fixes for m in report.models):
+        from .fix.apply import annotate
+
+        annotate(report)  # a fix whose edit cannot be made on today's source is manual
+    if unsafe_fixes and not (apply_fixes or show_diff):
+        click.echo("gradlint: note: --unsafe-fixes only matters with --fix or --diff", err=True)
+    if show_diff or apply_fixes:
+        report, changed = _fix(report, show_diff, unsafe_fixes,
+                               lambda: run(specs, config, enabled, jobs=max(jobs, 1), use_cache=use_cache)[0])
+        if show_diff:
+            sys.exit(EXIT_FINDINGS if changed and not exit_zero else EXIT_CLEAN)
+
     from .report import formats
 
     if statistics:
@@ -158,6 +175,43 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
     if report.findings and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_CLEAN)
+
+
+def _fix(report, diff_only: bool, unsafe: bool, relint):
+    """--diff prints the patch; --fix writes it and returns the re-lint of the rewritten files."""
+    from .fix.apply import commit, rewrite
+
+    plan = rewrite(report, unsafe)
+    for chosen, why in plan.skipped:
+        click.echo(f"gradlint: not fixed: {chosen.model.target}: {chosen.fix.title}: {why}", err=True)
+    if diff_only:
+        patch = plan.diff()
+        sys.stdout.write(patch)
+        n = len(plan.changed)
+        click.echo(f"gradlint: --fix would change {n} file{'s' if n != 1 else ''} ({len(plan.chosen)} fixes)"
+                   if n else "gradlint: nothing to fix", err=True)
+        return report, bool(n)
+    if not plan.changed:
+        unfixable = [m.target for m in report.models if m.fixes and not any(
+            c.model is m for c in plan.chosen)]
+        if unfixable:
+            hint = "" if unsafe else " (--unsafe-fixes allows architecture changes)"
+            click.echo(f"gradlint: no automatic fix for {', '.join(unfixable)}{hint}", err=True)
+        return report, False
+    outcome = commit(plan, relint)
+    for chosen, after in outcome.applied:
+        now = after.summary if after is not None else None
+        result = f"; after the rewrite: {now.estimated_attenuation:.1e} ({now.verdict})" if now and \
+            now.estimated_attenuation is not None else ""
+        att = chosen.fix.predicted_attenuation
+        click.echo(f"gradlint: fixed {chosen.model.target}: {chosen.fix.title} (predicted "
+                   f"{att:.1e}, {chosen.fix.predicted_verdict}){result}", err=True)
+    for chosen, why in outcome.restored:
+        click.echo(f"gradlint: error: undid the fix of {chosen.model.target} ({chosen.fix.title}): {why}; "
+                   "its files are as they were", err=True)
+    for chosen, why in outcome.mismatched:
+        click.echo(f"gradlint: warning: {chosen.model.target}: {why}", err=True)
+    return outcome.report, True
 
 
 def _spec_from_config(spec: str, config) -> str:

@@ -39,6 +39,7 @@ class Config:
     plot: str | None = None  # --plot FILE.png (verify; matplotlib extra)
     tensorboard: str | None = None  # --tensorboard DIR (verify; tensorboard extra)
     chart: bool = False  # --chart: gradient-vs-depth chart in the terminal
+    advise: bool = True  # estimate candidate fixes for vanishing/exploding models (findings[].fixes)
     cache: bool = True
     cache_dir: str = ".gradlint_cache"
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-rule options
@@ -89,6 +90,7 @@ KEYS: dict[str, tuple[str, str, Any]] = {
     "seed": ("seed", "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
     "loss": ("loss", "the name of a function in the model file", lambda v: isinstance(v, str)),
     "cache": ("cache", "true or false", lambda v: isinstance(v, bool)),
+    "advise": ("advise", "true or false", lambda v: isinstance(v, bool)),
     "cache-dir": ("cache_dir", "a folder path", lambda v: isinstance(v, str)),
     "rules": ("rules", "a table of per-rule option tables", lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values())),
 }

@@ -78,6 +78,11 @@ class Estimate:
     steps: list[Step] = field(default_factory=list)
     bound_estimated: bool = False  # some factor of the bound is an expected gain, not a bound
     inputs: str = ""  # where the input statistics came from
+    # What the estimate was computed from, kept so that counterfactual estimates (gradlint/advise)
+    # can re-run it with one change: the weight statistics, the batch and the input statistics.
+    weights: Any = None
+    batch: int = 1
+    input_signals: dict[int, Signal] = field(default_factory=dict)
 
     @property
     def last(self) -> LayerEstimate | None:
@@ -86,7 +91,7 @@ class Estimate:
     def plain(self) -> "Estimate":
         """A copy without the per-node working state (signals, gradients, handler steps with their
         closures): what the report keeps and renderers read."""
-        return replace(self, signals=[], grads=[], steps=[])
+        return replace(self, signals=[], grads=[], steps=[], weights=None, input_signals={})
 
 
 def _passthrough(node: Any, ins: list[Signal]) -> Step:
@@ -281,16 +286,21 @@ def _split(contrib, log_g, causes, steps) -> tuple[float, dict[str, float]]:
     return math.log10(total), out
 
 
-def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[int, Signal] | None = None) -> Estimate:
+def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[int, Signal] | None = None,
+                   bounds: bool = True) -> Estimate:
+    """``bounds=False`` skips the worst-case bound and the baseline (their spectral norms are
+    the slow part), for the advisor's counterfactual estimates, which only compare ratios."""
     from .bound import bounds_and_baseline
 
     ctx = Context(graph, weights, max(batch, 1), dict(inputs or {}))
     steps, unhandled = forward(ctx)
     bw = backward(ctx, steps)
     layers = _layers(ctx, steps, bw)
-    bounds, naive, estimated = bounds_and_baseline(ctx, steps, [ly.node for ly in layers])
-    for ly, b, nv in zip(layers, bounds, naive):
-        ly.bound, ly.naive = b, nv
+    estimated = False
+    if bounds:
+        worst, naive, estimated = bounds_and_baseline(ctx, steps, [ly.node for ly in layers])
+        for ly, b, nv in zip(layers, worst, naive):
+            ly.bound, ly.naive = b, nv
     first = next((i for i, ly in enumerate(layers) if not ly.is_embedding), None)
     att = layers[first].grad_ratio if first is not None else None
     zero_reason = None
@@ -302,7 +312,8 @@ def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[i
     assumptions += [f"{name}: values unknown on the meta device; assumed from its module's init"
                     for name in dict.fromkeys(weights.unknown)]
     return Estimate(layers, att, first, unhandled, assumptions, _flow(graph, bw, layers), bw.edge_gains,
-                    zero_reason, bw.zero_sources, ctx.signals, bw.grads, steps, estimated)
+                    zero_reason, bw.zero_sources, ctx.signals, bw.grads, steps, estimated,
+                    weights=weights, batch=max(batch, 1), input_signals=dict(inputs or {}))
 
 
 def _layers(ctx: Context, steps: list[Step], bw: Backward) -> list[LayerEstimate]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..ir.source import Location
 from ..ir.verdict import Thresholds
-from ..rules.finding import Finding
+from ..rules.finding import Finding, Fix
 
 if TYPE_CHECKING:
     from ..estimate.propagate import Estimate
@@ -80,6 +80,7 @@ class ModelReport:
     project_files: list[str] = field(default_factory=list)  # user files the model's import used
     cached: bool = False  # served from the cache
     graph: LayerGraph | None = None  # the captured graph; in-process only, never cached
+    fixes: list[Fix] = field(default_factory=list)  # the advisor's ranked fixes for this model (best first)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,196 @@
+"""The advisor: estimate each candidate change on the captured graph and rank the results.
+
+A counterfactual estimate is the model's own estimate re-run with one change: an edited copy of
+the graph and/or re-initialized weight statistics, with the same batch and input statistics.
+Nothing is built, nothing touches the source. The cost is one estimate per candidate (without
+the worst-case bound), plus a short search for the gain of the variance-scaled init.
+
+Ranking (best first): fixes predicted healthy with a decade of margin from both thresholds, then
+those predicted healthy, then the rest by how far outside the healthy band they stay; within a
+group the smaller change first (init < branch scale < activation swap < norm swap < norm insertion
+< residual), then the predicted attenuation closest to 1. So the smallest change that makes the
+verdict healthy comes first, and an architecture change only leads when re-initializing cannot
+do it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..ir.verdict import EXPLODING, HEALTHY, VANISHING, Thresholds
+from ..rules.finding import Fix
+from .candidates import Candidate, InitHost, Proposals
+from .edits import apply_edit
+from .weights import InitScheme, OverriddenWeights, reinit_overrides
+
+MAX_FIXES = 6
+MARGIN = 10.0  # "healthy with margin": a decade inside both thresholds (the contract's healthy margin)
+SEARCH_STEPS = 8  # estimates spent choosing the variance-scaled init's gain
+# What the variance-scaled init aims at: well inside the healthy band, but no further from the
+# model's own init than that (an attenuation of exactly 1 can take a sigmoid stack deep into
+# saturation: the smallest gain that is healthy with margin is the gentler change).
+SEARCH_TARGET = {VANISHING: 1e-1, EXPLODING: 1e2}
+
+
+@dataclass
+class Prediction:
+    attenuation: float | None
+    verdict: str | None
+    ratios: list[float | None]
+
+
+class Advisor:
+    def __init__(self, graph: Any, estimate: Any, thresholds: Thresholds, direction: str = VANISHING) -> None:
+        self.graph = graph
+        self.estimate = estimate
+        self.thresholds = thresholds
+        self.target = math.log10(SEARCH_TARGET.get(direction, 1.0))
+        self.estimates = 0  # counterfactual estimates run (the benchmark reports the cost)
+
+    def predict(self, cand: Candidate, scheme: InitScheme | None = None) -> Prediction:
+        from ..estimate.propagate import estimate_graph
+
+        est = self.estimate
+        graph = apply_edit(self.graph, cand.graph_edit)
+        weights = est.weights
+        scheme = scheme or cand.scheme
+        if scheme is not None and cand.reinit:
+            weights = OverriddenWeights(weights, reinit_overrides(weights, cand.reinit, scheme))
+        # the edited graph keeps the input nodes' ids (edits only insert after them)
+        new = estimate_graph(graph, weights, est.batch, est.input_signals, bounds=False)
+        self.estimates += 1
+        verdict = self.thresholds.verdict(new.attenuation, structural_zero=bool(new.zero_reason))
+        return Prediction(new.attenuation, verdict, [ly.grad_ratio for ly in new.layers])
+
+    def search_gain(self, cand: Candidate) -> tuple[InitScheme, Prediction] | None:
+        """The gain g of N(0, g^2/fan_in) whose predicted attenuation is closest to the target.
+
+        log10(attenuation) grows with log g (a larger gain passes more gradient back through
+        each weight), so: double or halve from g = 1 until the sign changes, then regula falsi.
+        A gain that does not move the attenuation (normalization after every layer) gives None.
+        """
+        base = cand.scheme or InitScheme("scaled_normal", 1.0)
+
+        def f(gain: float) -> tuple[float | None, Prediction]:
+            p = self.predict(cand, InitScheme("scaled_normal", gain, base.nonlinearity))
+            att = p.attenuation
+            return (math.log10(att) - self.target if att and att > 0 and math.isfinite(att) else None), p
+
+        tried: dict[float, tuple[float | None, Prediction]] = {}
+
+        def at(gain: float):
+            if gain not in tried:
+                tried[gain] = f(gain)
+            return tried[gain]
+
+        lo, hi = 1.0, 2.0
+        flo, fhi = at(lo)[0], at(hi)[0]
+        if flo is None or fhi is None or abs(fhi - flo) < 0.05:
+            return None
+        step = 0
+        while flo * fhi > 0 and step < 6:  # same sign: move towards the root
+            if (fhi > flo) == (flo > 0):  # f rises with g and is above 0, or falls and is below: smaller g
+                lo, hi = lo / 2, lo
+            else:
+                lo, hi = hi, hi * 2
+            flo, fhi = at(lo)[0], at(hi)[0]
+            if flo is None or fhi is None:
+                return None
+            step += 1
+        if flo * fhi <= 0:
+            a, b, fa, fb = math.log(lo), math.log(hi), flo, fhi
+            for _ in range(max(SEARCH_STEPS - len(tried), 2)):
+                if fb == fa:
+                    break
+                c = b - fb * (b - a) / (fb - fa)
+                fc = at(math.exp(c))[0]
+                if fc is None:
+                    break
+                if abs(fc) < 0.05:
+                    a, fa = c, fc
+                    break
+                if fc * fb < 0:
+                    a, fa = b, fb
+                b, fb = c, fc
+        best = min((k for k in tried if tried[k][0] is not None), key=lambda k: abs(tried[k][0]))
+        gain = float(f"{best:.3g}")
+        return InitScheme("scaled_normal", gain, base.nonlinearity), tried[best][1]
+
+
+def advise(graph: Any, estimate: Any, model: Any, host: InitHost | None, thresholds: Thresholds,
+           direction: str) -> tuple[list[Fix], int]:
+    """Ranked fixes for a model whose gradient ``direction`` is vanishing or exploding, and the
+    number of counterfactual estimates it took."""
+    advisor = Advisor(graph, estimate, thresholds, direction)
+    now = estimate.attenuation
+    fixes: list[Fix] = []
+    for cand in Proposals(graph, model, host, direction).all():
+        if cand.search_gain:
+            found = advisor.search_gain(cand)
+            if found is None:
+                continue
+            scheme, pred = found
+            cand = _with_gain(cand, scheme)
+        else:
+            pred = advisor.predict(cand)
+        if not _improves(pred.attenuation, now, thresholds):
+            continue
+        fixes.append(Fix(cand.title, cand.kind, pred.attenuation, pred.verdict, cand.applicability,
+                         detail=cand.detail, edit=cand.edit, size=cand.size, ratios=pred.ratios))
+    fixes.sort(key=lambda f: rank_key(f, thresholds))
+    return _distinct(fixes)[:MAX_FIXES], advisor.estimates
+
+
+def _with_gain(cand: Candidate, scheme: InitScheme) -> Candidate:
+    from dataclasses import replace
+
+    from .candidates import _init_call, _init_name
+
+    title = cand.title.replace("scaled init (gain 1)", _init_name(scheme))
+    detail = cand.detail.replace(_init_call(InitScheme("scaled_normal", 1.0)), _init_call(scheme))
+    changes = [dict(c, gain=scheme.gain) if c.get("op") == "init" else c for c in cand.changes]
+    return replace(cand, title=title, detail=detail, scheme=scheme, changes=changes, search_gain=False)
+
+
+def outside(att: float | None, thresholds: Thresholds) -> float:
+    """Decades outside the healthy band (0 inside it; inf for no attenuation or exactly 0)."""
+    if att is None or att <= 0 or not math.isfinite(att):
+        return math.inf
+    lg = math.log10(att)
+    return max(math.log10(thresholds.vanishing) - lg, lg - math.log10(thresholds.exploding), 0.0)
+
+
+def _improves(att: float | None, now: float | None, thresholds: Thresholds) -> bool:
+    new, old = outside(att, thresholds), outside(now, thresholds)
+    return new < old - 0.5 or (new == 0.0 and old > 0.0)
+
+
+def rank_key(f: Fix, thresholds: Thresholds) -> tuple:
+    att = f.predicted_attenuation
+    if f.predicted_verdict == HEALTHY and att is not None:
+        margin = thresholds.vanishing * MARGIN <= att <= thresholds.exploding / MARGIN
+        return (0 if margin else 1, f.size, abs(math.log10(att)))
+    return (2, outside(att, thresholds), f.size)
+
+
+def _distinct(fixes: list[Fix]) -> list[Fix]:
+    """Two inits that predict the same attenuation (orthogonal and He on square layers) say the
+    same thing: keep the first, which ranks better."""
+    out: list[Fix] = []
+    for f in fixes:
+        if any(o.kind == f.kind and o.predicted_attenuation and f.predicted_attenuation
+               and abs(math.log10(o.predicted_attenuation / f.predicted_attenuation)) < 0.01 for o in out):
+            continue
+        out.append(f)
+    return out
+
+
+def direction_of(verdict: str | None, attenuation: float | None, thresholds: Thresholds) -> str | None:
+    """vanishing / exploding when the attenuation lies outside the healthy margin, else None."""
+    if verdict == VANISHING or (attenuation is not None and 0 < attenuation < thresholds.vanishing * MARGIN):
+        return VANISHING
+    if verdict == EXPLODING or (attenuation is not None and attenuation > thresholds.exploding / MARGIN):
+        return EXPLODING
+    return None
