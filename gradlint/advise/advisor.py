@@ -7,7 +7,7 @@ the worst-case bound), plus a short search for the gain of the variance-scaled i
 
 Ranking (best first): fixes predicted healthy with a decade of margin from both thresholds, then
 those predicted healthy, then the rest by how far outside the healthy band they stay; within a
-group the smaller change first (init < branch scale < activation swap < norm swap < norm insertion
+group the smaller change first (init < branch scale < activation swap < norm swap or insertion
 < residual), then the predicted attenuation closest to 1. So the smallest change that makes the
 verdict healthy comes first, and an architecture change only leads when re-initializing cannot
 do it.
@@ -99,6 +99,8 @@ class Advisor:
             if flo is None or fhi is None:
                 return None
             step += 1
+        if flo * fhi > 0:
+            return None  # no gain within 2^6 of the model's own reaches the target
         if flo * fhi <= 0:
             a, b, fa, fb = math.log(lo), math.log(hi), flo, fhi
             for _ in range(max(SEARCH_STEPS - len(tried), 2)):

@@ -22,7 +22,8 @@ from .edits import GraphEdit
 from .weights import InitScheme
 
 # How large a change is, for ranking fixes that are equally good (smaller first).
-SIZE = {"init": 1, "gate": 2, "activation": 3, "norm-swap": 3, "normalization": 4, "residual": 5, "other": 6}
+# A norm swap ranks with a norm insertion: it changes how the model depends on the batch.
+SIZE = {"init": 1, "gate": 2, "activation": 3, "norm-swap": 4, "normalization": 4, "residual": 5, "other": 6}
 
 RELU_LIKE = frozenset({"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "selu", "gelu", "silu", "mish",
                        "hardswish", "softplus"})

@@ -61,26 +61,18 @@ def calls_at(module: cst.Module, sites: Sequence[tuple[int, int]]) -> tuple[Meta
     lines = module.code.splitlines()
     wanted = {(line, _char_column(lines, line, col)): (line, col) for line, col in sites}
     found: dict[tuple[int, int], cst.Call] = {}
-    # the outermost call at a position is the one Python reports (nn.Linear(...)(x) is not a site)
+    ends: dict[tuple[int, int], tuple[int, int]] = {}
+    # the outermost call starting there is the one Python reports: ``f(x).sigmoid()`` and
+    # ``getattr(nn, name)()`` start where their inner calls do
     for node, pos in positions.items():
         if isinstance(node, cst.Call):
             key = (pos.start.line, pos.start.column)
             if key in wanted:
                 site = wanted[key]
-                prev = found.get(site)
-                if prev is None or _inside(prev, node):
-                    found[site] = node
+                end = (pos.end.line, pos.end.column)
+                if site not in found or end > ends[site]:
+                    found[site], ends[site] = node, end
     return wrapper, found
-
-
-def _inside(outer: cst.Call, inner: cst.Call) -> bool:
-    """``inner`` is the callee chain of ``outer`` (``f(a)(b)``: both start at ``f``)."""
-    func = outer.func
-    while isinstance(func, cst.Call):
-        if func is inner:
-            return True
-        func = func.func
-    return False
 
 
 class _Replace(cst.CSTTransformer):
@@ -148,7 +140,8 @@ def swap_activation(source: str, change: dict[str, Any], path: str) -> str:
             raise CannotRewrite(f"{path}:{site[0]}: no activation call found at this line (was the file edited since "
                                 "the analysis?); run gradlint again")
         name = _dotted(call.func)
-        if name is not None and name.split(".")[-1] in (to_class, to_func):
+        last = call.func.attr.value if isinstance(call.func, cst.Attribute) else name
+        if last in (to_class, to_func):
             continue  # already swapped
         if name is not None and name.split(".")[-1] in MODULE_ACTIVATIONS and "." in name:
             func = call.func.with_changes(attr=cst.Name(to_class))  # type: ignore[union-attr]
