@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from ..pipeline.records import ModelReport, Report
 from ..rules.finding import Fix
-from .codemods import CannotRewrite, apply_change, change_paths
+from .codemods import CannotRewrite, apply_change, change_paths, note_for
 
 
 @dataclass
@@ -69,19 +69,18 @@ def _read(path: str, cache: dict[str, str]) -> str:
     return cache[real]
 
 
-def note(fix: Fix, codes: list[str]) -> str:
-    att = f"{fix.predicted_attenuation:.1e}" if fix.predicted_attenuation is not None else "-"
-    return f"gradlint --fix ({', '.join(codes)}): {fix.title}; predicted attenuation {att} ({fix.predicted_verdict})"
+def note(fix: Fix) -> str:
+    return note_for(fix.title, fix.predicted_attenuation, fix.predicted_verdict)
 
 
-def try_fix(fix: Fix, texts: dict[str, str], codes: list[str]) -> dict[str, str]:
+def try_fix(fix: Fix, texts: dict[str, str]) -> dict[str, str]:
     """The files ``fix`` changes, with their new text, starting from ``texts`` (read on demand)."""
     out: dict[str, str] = {}
     for change in (fix.edit or {}).get("changes", []):
         for path in change_paths(change):
             real = os.path.realpath(path)
             current = out.get(real, _read(real, texts))
-            out[real] = apply_change(current, change, _display(real), note(fix, codes))
+            out[real] = apply_change(current, change, _display(real), note(fix))
     return out
 
 
@@ -93,7 +92,7 @@ def annotate(report: Report) -> None:
             if fix.applicability == "manual" or not fix.edit:
                 continue
             try:
-                try_fix(fix, texts, [])
+                try_fix(fix, texts)
             except CannotRewrite as e:
                 fix.applicability = "manual"
                 fix.detail = f"{fix.detail}. Not rewritten automatically: {e}"
@@ -130,7 +129,7 @@ def rewrite(report: Report, unsafe: bool) -> Rewrite:
         if key in done:
             continue
         try:
-            changed = try_fix(chosen.fix, {**texts, **plan.new}, chosen.codes)
+            changed = try_fix(chosen.fix, {**texts, **plan.new})
         except CannotRewrite as e:
             plan.skipped.append((chosen, str(e)))
             continue

@@ -27,6 +27,13 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 INIT_METHOD = "_gradlint_init"
 
 
+def note_for(title: str, attenuation: float | None, verdict: str | None) -> str:
+    """The comment an init fix leaves in the code: what it is and what it was predicted to do
+    (the same from --fix and from the editor's quick fix)."""
+    att = f"{attenuation:.1e}" if isinstance(attenuation, (int, float)) else "-"
+    return f"gradlint --fix: {title}; predicted attenuation {att} ({verdict})"
+
+
 class CannotRewrite(Exception):
     """The source does not have a shape this codemod can change safely; the message says what to do."""
 

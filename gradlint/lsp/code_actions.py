@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from lsprotocol import types
 
-from ..fix.codemods import CannotRewrite, apply_change, change_paths
+from ..fix.codemods import CannotRewrite, apply_change, change_paths, note_for
 
 Reader = Callable[[str], str | None]  # absolute path -> the text the editor has (or None: read the file)
 
@@ -38,9 +38,7 @@ def new_texts(fix: dict[str, Any], read: Reader) -> dict[str, tuple[str, str]]:
 
 
 def _note(fix: dict[str, Any]) -> str:
-    att = fix.get("predicted_attenuation")
-    att_text = f"{att:.1e}" if isinstance(att, (int, float)) else "-"
-    return f"gradlint quick fix: {fix.get('title', '')}; predicted attenuation {att_text} ({fix.get('predicted_verdict')})"
+    return note_for(fix.get("title", ""), fix.get("predicted_attenuation"), fix.get("predicted_verdict"))
 
 
 def line_edits(old: str, new: str, units: Callable[[str], int]) -> list[types.TextEdit]:
