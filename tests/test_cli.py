@@ -382,8 +382,12 @@ def test_json_contract_shape(write):
         assert set(layer) == {"module", "type", "location", "estimate"}
         assert layer["type"] == "Linear" and layer["location"]["line"] == 7
     for f in m["findings"]:
-        assert set(f) == {"code", "name", "severity", "message", "fix", "location"}
+        assert set(f) == {"code", "name", "severity", "message", "fix", "location", "fixes"}
         assert set(f["location"]) == {"path", "line", "column"}
+        for fx in f["fixes"]:  # Schema 2: fixes with their predicted effect, best first
+            assert {"title", "kind", "predicted_attenuation", "predicted_verdict", "applicability", "applied"} <= set(fx)
+            assert fx["kind"] in ("init", "activation", "normalization", "residual", "gate", "other")
+            assert fx["applicability"] in ("safe", "unsafe", "manual") and fx["applied"] is False
 
 
 def test_debug_shows_the_traceback_only_when_asked(write):
