@@ -59,13 +59,16 @@ def _at(change: dict, path: Path) -> dict:
 
 
 def _build(path: Path, name: str):
+    import torch
+
+    torch.manual_seed(0)
     spec = importlib.util.spec_from_file_location(f"rewritten_{abs(hash(str(path)))}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return getattr(mod, name)()
 
 
-HE = {"op": "init", "host": {"class": "Net"}, "types": ["Linear"], "skip": [], "law": "kaiming_normal",
+HE = {"op": "init", "host": {"class": "Net"}, "types": ["Linear"], "heads": [], "law": "kaiming_normal",
       "gain": 1.4142, "nonlinearity": "relu", "slope": 0.0}
 
 
@@ -114,7 +117,7 @@ def test_init_method_called_at_the_end_of_init(tmp_path):
     check(tmp_path, before, [HE], after)
 
 
-def test_init_skips_heads_and_replaces_its_own_earlier_method(tmp_path):
+def test_init_gives_heads_unit_gain_and_replaces_its_own_earlier_method(tmp_path):
     before = src('''
         from torch import nn
 
@@ -137,7 +140,7 @@ def test_init_skips_heads_and_replaces_its_own_earlier_method(tmp_path):
             def forward(self, x):
                 return self.head(self.body(x))
         ''')
-    change = dict(HE, law="scaled_normal", gain=3.2, nonlinearity="sigmoid", skip=["head"])
+    change = dict(HE, law="scaled_normal", gain=3.2, nonlinearity="sigmoid", heads=["head"])
     after = src('''
         from torch import nn
 
@@ -155,8 +158,11 @@ def test_init_skips_heads_and_replaces_its_own_earlier_method(tmp_path):
             def _gradlint_init(self) -> None:
                 # gradlint --fix (GL201): test
                 for name, m in self.named_modules():
-                    if isinstance(m, (nn.Linear,)) and name not in ('head',):
-                        nn.init.normal_(m.weight, std=3.2 / m.weight[0].numel() ** 0.5)
+                    if isinstance(m, (nn.Linear,)):
+                        if name in ('head',):
+                            nn.init.normal_(m.weight, std=1 / m.weight[0].numel() ** 0.5)
+                        else:
+                            nn.init.normal_(m.weight, std=3.2 / m.weight[0].numel() ** 0.5)
                         if m.bias is not None:
                             nn.init.zeros_(m.bias)
 
@@ -165,8 +171,8 @@ def test_init_skips_heads_and_replaces_its_own_earlier_method(tmp_path):
         ''')
     check(tmp_path, before, [change], after)
     model = _build(tmp_path / "model.py", "Net")
-    assert abs(float(model.body[0].weight.std()) - 3.2 / 4) < 0.1  # the fix's init ran last
-    assert float(model.head.weight.abs().max()) < 0.1  # the head kept the user's init
+    assert abs(float(model.body[0].weight.detach().std()) - 3.2 / 4) < 0.1  # the fix's init ran last
+    assert abs(float(model.head.weight.detach().std()) - 1 / 4) < 0.08  # the output layer: unit gain
 
 
 def test_init_wraps_a_factory_functions_return(tmp_path):

@@ -27,11 +27,16 @@ from .weights import InitScheme, OverriddenWeights, reinit_overrides
 
 MAX_FIXES = 6
 MARGIN = 10.0  # "healthy with margin": a decade inside both thresholds (the contract's healthy margin)
-SEARCH_STEPS = 8  # estimates spent choosing the variance-scaled init's gain
 # What the variance-scaled init aims at: well inside the healthy band, but no further from the
 # model's own init than that (an attenuation of exactly 1 can take a sigmoid stack deep into
 # saturation: the smallest gain that is healthy with margin is the gentler change).
 SEARCH_TARGET = {VANISHING: 1e-1, EXPLODING: 1e2}
+
+
+# The first/last gradient ratio is blind to absolute scale: shrinking every hidden weight of a ReLU
+# stack raises it (the last layer's own gradient shrinks with the activations). A change that makes
+# the activations' RMS drift by more than this many decades across the weight layers is not a fix.
+SPAN_LIMIT = 2.0
 
 
 @dataclass
@@ -39,6 +44,20 @@ class Prediction:
     attenuation: float | None
     verdict: str | None
     ratios: list[float | None]
+    span: float = 0.0  # decades between the largest and smallest input RMS of the weight layers
+
+
+def forward_span(graph: Any, est: Any) -> float:
+    """log10(max / min) of the RMS of the weight layers' inputs (embeddings excepted)."""
+    logs = []
+    for ly in est.layers:
+        node = graph[ly.node]
+        if ly.is_embedding or not node.inputs or node.inputs[0] >= len(est.signals):
+            continue
+        m = est.signals[node.inputs[0]].m
+        if m > 0 and math.isfinite(m):
+            logs.append(0.5 * math.log10(m))
+    return max(logs) - min(logs) if logs else 0.0
 
 
 class Advisor:
@@ -47,6 +66,7 @@ class Advisor:
         self.estimate = estimate
         self.thresholds = thresholds
         self.target = math.log10(SEARCH_TARGET.get(direction, 1.0))
+        self.span = forward_span(graph, estimate) if estimate.signals else 0.0  # the model's own
         self.estimates = 0  # counterfactual estimates run (the benchmark reports the cost)
 
     def predict(self, cand: Candidate, scheme: InitScheme | None = None) -> Prediction:
@@ -62,63 +82,57 @@ class Advisor:
         new = estimate_graph(graph, weights, est.batch, est.input_signals, bounds=False)
         self.estimates += 1
         verdict = self.thresholds.verdict(new.attenuation, structural_zero=bool(new.zero_reason))
-        return Prediction(new.attenuation, verdict, [ly.grad_ratio for ly in new.layers])
+        return Prediction(new.attenuation, verdict, [ly.grad_ratio for ly in new.layers], forward_span(graph, new))
+
+    def degenerate(self, p: Prediction) -> bool:
+        """The change makes the forward scale drift beyond the limit (and beyond the model's own)."""
+        return p.span > max(SPAN_LIMIT, self.span + 0.5)
 
     def search_gain(self, cand: Candidate) -> tuple[InitScheme, Prediction] | None:
-        """The gain g of N(0, g^2/fan_in) whose predicted attenuation is closest to the target.
+        """The gain g of N(0, g^2/fan_in) whose predicted attenuation is closest to the target,
+        among the gains that keep the forward scale (``degenerate``).
 
-        log10(attenuation) grows with log g (a larger gain passes more gradient back through
-        each weight), so: double or halve from g = 1 until the sign changes, then regula falsi.
+        A grid from 1/2 to 16 (a ReLU's He gain is sqrt(2); a sigmoid stack needs ~12), then two
+        secant steps in log g between the grid points that bracket the target. The ratio need not
+        be monotone in g (with fixed output layers it can fall, then rise), hence the grid.
         A gain that does not move the attenuation (normalization after every layer) gives None.
         """
         base = cand.scheme or InitScheme("scaled_normal", 1.0)
+        tried: dict[float, Prediction] = {}
 
-        def f(gain: float) -> tuple[float | None, Prediction]:
-            p = self.predict(cand, InitScheme("scaled_normal", gain, base.nonlinearity))
-            att = p.attenuation
-            return (math.log10(att) - self.target if att and att > 0 and math.isfinite(att) else None), p
-
-        tried: dict[float, tuple[float | None, Prediction]] = {}
-
-        def at(gain: float):
+        def at(gain: float) -> Prediction:
             if gain not in tried:
-                tried[gain] = f(gain)
+                tried[gain] = self.predict(cand, InitScheme("scaled_normal", gain, base.nonlinearity))
             return tried[gain]
 
-        lo, hi = 1.0, 2.0
-        flo, fhi = at(lo)[0], at(hi)[0]
-        if flo is None or fhi is None or abs(fhi - flo) < 0.05:
+        def f(gain: float) -> float | None:
+            att = at(gain).attenuation
+            return math.log10(att) - self.target if att and att > 0 and math.isfinite(att) else None
+
+        grid = [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+        values = [f(x) for x in grid]
+        ok = [(x, v) for x, v in zip(grid, values) if v is not None and not self.degenerate(tried[x])]
+        if len(ok) < 2 or max(v for _, v in ok) - min(v for _, v in ok) < 0.05:
             return None
-        step = 0
-        while flo * fhi > 0 and step < 6:  # same sign: move towards the root
-            if (fhi > flo) == (flo > 0):  # f rises with g and is above 0, or falls and is below: smaller g
-                lo, hi = lo / 2, lo
-            else:
-                lo, hi = hi, hi * 2
-            flo, fhi = at(lo)[0], at(hi)[0]
-            if flo is None or fhi is None:
-                return None
-            step += 1
-        if flo * fhi > 0:
-            return None  # no gain within 2^6 of the model's own reaches the target
-        if flo * fhi <= 0:
-            a, b, fa, fb = math.log(lo), math.log(hi), flo, fhi
-            for _ in range(max(SEARCH_STEPS - len(tried), 2)):
-                if fb == fa:
-                    break
-                c = b - fb * (b - a) / (fb - fa)
-                fc = at(math.exp(c))[0]
-                if fc is None:
-                    break
-                if abs(fc) < 0.05:
-                    a, fa = c, fc
-                    break
-                if fc * fb < 0:
-                    a, fa = b, fb
-                b, fb = c, fc
-        best = min((k for k in tried if tried[k][0] is not None), key=lambda k: abs(tried[k][0]))
-        gain = float(f"{best:.3g}")
-        return InitScheme("scaled_normal", gain, base.nonlinearity), tried[best][1]
+        for (a, fa), (b, fb) in zip(ok, ok[1:]):
+            if fa * fb <= 0:  # bracketed: secant steps in log g
+                la, lb = math.log(a), math.log(b)
+                for _ in range(2):
+                    if fa == fb:
+                        break
+                    c = lb - fb * (lb - la) / (fb - fa)
+                    fc = f(math.exp(c))
+                    if fc is None:
+                        break
+                    if fc * fb < 0:
+                        la, fa = lb, fb
+                    lb, fb = c, fc
+                break
+        good = [x for x in tried if f(x) is not None and not self.degenerate(tried[x])]
+        if not good:
+            return None
+        best = min(good, key=lambda x: abs(f(x)))
+        return InitScheme("scaled_normal", float(f"{best:.3g}"), base.nonlinearity), tried[best]
 
 
 def advise(graph: Any, estimate: Any, model: Any, host: InitHost | None, thresholds: Thresholds,
@@ -128,6 +142,7 @@ def advise(graph: Any, estimate: Any, model: Any, host: InitHost | None, thresho
     advisor = Advisor(graph, estimate, thresholds, direction)
     now = estimate.attenuation
     fixes: list[Fix] = []
+    degenerate: set[int] = set()
     for cand in Proposals(graph, model, host, direction).all():
         if cand.search_gain:
             found = advisor.search_gain(cand)
@@ -139,9 +154,14 @@ def advise(graph: Any, estimate: Any, model: Any, host: InitHost | None, thresho
             pred = advisor.predict(cand)
         if not _improves(pred.attenuation, now, thresholds):
             continue
-        fixes.append(Fix(cand.title, cand.kind, pred.attenuation, pred.verdict, cand.applicability,
-                         detail=cand.detail, edit=cand.edit, size=cand.size, ratios=pred.ratios))
-    fixes.sort(key=lambda f: rank_key(f, thresholds))
+        fix = Fix(cand.title, cand.kind, pred.attenuation, pred.verdict, cand.applicability, detail=cand.detail,
+                  edit=cand.edit, size=cand.size, ratios=pred.ratios)
+        if advisor.degenerate(pred):
+            fix.detail += (f". Caution: the activations' scale would drift by {pred.span:.1f} decades across the "
+                           "layers, so the ratio looks better than the training will")
+            degenerate.add(id(fix))
+        fixes.append(fix)
+    fixes.sort(key=lambda f: rank_key(f, thresholds, id(f) in degenerate))
     return _distinct(fixes)[:MAX_FIXES], advisor.estimates
 
 
@@ -169,10 +189,10 @@ def _improves(att: float | None, now: float | None, thresholds: Thresholds) -> b
     return new < old - 0.5 or (new == 0.0 and old > 0.0)
 
 
-def rank_key(f: Fix, thresholds: Thresholds) -> tuple:
+def rank_key(f: Fix, thresholds: Thresholds, degenerate: bool = False) -> tuple:
     att = f.predicted_attenuation
     if f.predicted_verdict == HEALTHY and att is not None:
-        margin = thresholds.vanishing * MARGIN <= att <= thresholds.exploding / MARGIN
+        margin = thresholds.vanishing * MARGIN <= att <= thresholds.exploding / MARGIN and not degenerate
         return (0 if margin else 1, f.size, abs(math.log10(att)))
     return (2, outside(att, thresholds), f.size)
 

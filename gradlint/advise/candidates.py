@@ -96,34 +96,40 @@ class Proposals:
 
     @property
     def heads(self) -> list[str]:
-        """Output layers: they keep their init (their scale sets the outputs', not the gradient's flow)."""
+        """Output layers: re-initialized with unit gain (std 1/sqrt(fan_in)), whatever the hidden
+        layers get, so the outputs keep the scale of their inputs (a sigmoid stack's gain of 12
+        would make the logits huge)."""
         names = {self.graph[u.layer].module for u in self.anatomy.units} - \
             {self.graph[u.layer].module for u in self.anatomy.hidden_units}
         return sorted(n for n in names if n)
 
     def reinit_params(self, types: list[type]) -> dict[str, str]:
-        """Every weight and bias the init loop touches: ``isinstance(m, types)`` over
-        ``model.named_modules()``, output layers excepted."""
+        """Every parameter the init loop touches (``isinstance(m, types)`` over
+        ``model.named_modules()``) and its role: ``weight``, ``head`` (an output layer's weight) or ``bias``."""
         names = {id(p): n for n, p in self.model.named_parameters()}
         heads = set(self.heads)
         out: dict[str, str] = {}
         for name, m in self.model.named_modules():
-            if isinstance(m, tuple(types)) and name not in heads:
+            if isinstance(m, tuple(types)):
                 for role in ("weight", "bias"):
                     p = getattr(m, role, None)
                     if p is not None and id(p) in names:
-                        out.setdefault(names[id(p)], role)
+                        out.setdefault(names[id(p)], "head" if role == "weight" and name in heads else role)
         return out
 
     def init_change(self, scheme: InitScheme, types: list[type]) -> dict[str, Any]:
         assert self.host is not None
         return {"op": "init", "host": self.host.to_json(), "types": [t.__name__ for t in types],
-                "skip": self.heads, "law": scheme.law, "gain": round(scheme.gain, 4),
+                "heads": self.heads, "law": scheme.law, "gain": round(scheme.gain, 4),
                 "nonlinearity": scheme.nonlinearity, "slope": scheme.slope}
 
     def init_candidates(self) -> list[Candidate]:
         types = self.layer_types()
-        if not types:
+        hidden = self.anatomy.hidden_units
+        if not types or not hidden or 2 * sum(self.anatomy.has_norm(u) for u in hidden) >= len(hidden):
+            # A layer followed by normalization is scale-invariant: its init changes its gradient only
+            # as 1/scale, with the weights' own scale growing alike, so the ratio would improve on
+            # paper while the updates relative to the weights shrink. Not a fix.
             return []
         params = self.reinit_params(types)
         count = sum(1 for r in params.values() if r == "weight")
@@ -142,9 +148,9 @@ class Proposals:
         for scheme, search in schemes:
             where = self.host.describe() if self.host else "the model's constructor"
             title = f"{_init_name(scheme)} on {count} {what} layer{'s' if count != 1 else ''}"
-            keep = f" (the output layer{'s' if len(self.heads) != 1 else ''} {', '.join(self.heads)} keep" \
-                f"{'' if len(self.heads) != 1 else 's'} its init)" if self.heads else ""
-            detail = (f"re-initialize every hidden {what} weight with {_init_call(scheme)} and zero its bias{keep}, "
+            heads = f"; the output layer{'s' if len(self.heads) != 1 else ''} ({', '.join(self.heads)}) get unit " \
+                "gain, std 1/sqrt(fan_in)" if self.heads else ""
+            detail = (f"re-initialize every hidden {what} weight with {_init_call(scheme)} and zero the biases{heads}; "
                       f"in a method called at the end of {where}")
             cand = Candidate(title, "init", "safe" if self.host else "manual", SIZE["init"], detail,
                              scheme=scheme, reinit=params, search_gain=search)

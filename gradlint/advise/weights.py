@@ -77,12 +77,15 @@ class OverriddenWeights:
 
 def reinit_overrides(weights: Any, params: dict[str, str], scheme: InitScheme) -> dict[str, TensorStats]:
     """Statistics of each re-initialized parameter: ``params`` maps a canonical parameter name to
-    its role, ``weight`` (drawn from the scheme) or ``bias`` (zeros)."""
+    its role, ``weight`` (drawn from the scheme), ``head`` (unit gain: N(0, 1/fan_in)) or ``bias`` (zeros)."""
     out = {}
     for name, role in params.items():
         shape = tuple(weights.shape(name))
         if role == "bias":
             out[name] = TensorStats(shape, 0.0, 0.0, True, False, "zeros_ (gradlint fix)")
+        elif role == "head":
+            out[name] = TensorStats(shape, 1.0 / max(fan_in(shape), 1), 0.0, False, False,
+                                    "N(0, 1/fan_in) (gradlint fix, output layer)")
         else:
             out[name] = TensorStats(shape, scheme.second_moment(shape), 0.0, False, False,
                                     f"{scheme.describe()} (gradlint fix)")

@@ -482,17 +482,19 @@ def init_body(change: dict[str, Any], nn: str, var: str) -> list[str]:
         call = f"{nn}.init.normal_(m.weight, std={gain:g} / m.weight[0].numel() ** 0.5)"
     else:
         raise CannotRewrite(f"unknown init law {law!r}")
-    skip = change.get("skip") or []
-    if skip:  # output layers keep their init: their scale is the outputs' scale
-        loop = [f"for name, m in {var}.named_modules():",
-                f"    if isinstance(m, ({types},)) and name not in ({', '.join(repr(s) for s in skip)},):"]
-    else:
-        loop = [f"for m in {var}.modules():", f"    if isinstance(m, ({types},)):"]
-    return loop + [
-        f"        {call}",
-        "        if m.bias is not None:",
-        f"            {nn}.init.zeros_(m.bias)",
-    ]
+    heads = change.get("heads") or []
+    if not heads:
+        return [f"for m in {var}.modules():", f"    if isinstance(m, ({types},)):", f"        {call}",
+                "        if m.bias is not None:", f"            {nn}.init.zeros_(m.bias)"]
+    # output layers get unit gain whatever the hidden layers get: the outputs keep their inputs' scale
+    return [f"for name, m in {var}.named_modules():",
+            f"    if isinstance(m, ({types},)):",
+            f"        if name in ({', '.join(repr(h) for h in heads)},):",
+            f"            {nn}.init.normal_(m.weight, std=1 / m.weight[0].numel() ** 0.5)",
+            "        else:",
+            f"            {call}",
+            "        if m.bias is not None:",
+            f"            {nn}.init.zeros_(m.bias)"]
 
 
 def init(source: str, change: dict[str, Any], path: str, note: str = "") -> str:
