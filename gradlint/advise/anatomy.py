@@ -17,6 +17,7 @@ from typing import Any
 from ..ir import graph as g
 from ..ir.graph import LayerGraph, Node
 from ..ir.source import Location, display_path, is_library_file
+from ..ir.structure import is_gate
 
 # Elementwise nodes that belong to the unit of the weight layer before them.
 UNIT_KINDS = (g.NORM, g.ACTIVATION, g.DROPOUT)
@@ -105,8 +106,9 @@ class Anatomy:
 
     # -- gates and sites ---------------------------------------------------------------------------
     def is_gate(self, node: Node) -> bool:
-        """An activation whose output multiplies something (x * sigmoid(g)): a gate, not a layer."""
-        return any(self.graph[u].kind in (g.MUL, g.ATTENTION, g.MATMUL) for u in self.users[node.id])
+        """A (0, 1)-valued activation whose output multiplies something (x * sigmoid(g)): a gate,
+        part of the design, not a layer's nonlinearity (``ir.structure.is_gate``'s activations)."""
+        return is_gate(node) and any(self.graph[u].kind in (g.MUL, g.ATTENTION, g.MATMUL) for u in self.users[node.id])
 
     def sites(self, nodes: list[Node]) -> dict[tuple, list[Node]]:
         """Nodes grouped by the source site that made them (construction line or functional call)."""
