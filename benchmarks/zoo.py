@@ -68,7 +68,7 @@ def analyze_one(model: ZooModel, folder: Path, args: argparse.Namespace) -> dict
         status=m.status, capture=m.capture, error=m.error,
         timings={k: round(v, 3) for k, v in m.timings.items()},
         summary=m.summary.to_json(),
-        findings=[{"code": f.code, "message": f.message, "fix": f.fix} for f in m.findings],
+        findings=[{"code": f.code, "severity": f.severity, "message": f.message, "fix": f.fix} for f in m.findings],
         notes=m.notes,
         layers=len(m.layers),
         depth=m.depth, shortest_depth=m.shortest_depth,

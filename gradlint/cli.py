@@ -69,6 +69,7 @@ def _formats() -> tuple[str, ...]:
 @click.option("--unsafe-fixes", is_flag=True,
               help="With --fix or --diff: apply an architecture change when it is predicted better than every safe fix.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the patch --fix would make, without writing files.")
+@click.option("--show-notes", is_flag=True, help="Also print notes (severity info) in concise and github output.")
 @click.option("--statistics", is_flag=True, help="Count the findings per code instead of listing them (json with --format json).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="pyproject.toml to read [tool.gradlint] from (default: the nearest one).")
@@ -76,13 +77,19 @@ def _formats() -> tuple[str, ...]:
 @click.option("--chart", is_flag=True, default=None, help="Draw gradient magnitude against depth in the terminal.")
 @click.option("--plot", default=None, metavar="FILE.png", help="Save gradient-norm-by-depth and histogram plots (implies --verify; needs matplotlib).")
 @click.option("--tensorboard", default=None, metavar="DIR", help="Write per-layer norms and histograms as TensorBoard events (implies --verify).")
+@click.option("--depth", type=click.IntRange(min=1), default=None, metavar="K",
+              help="With --verify: measure a copy with K of the model's repeated blocks (same width) and "
+                   "compare it with its estimate (implies --verify).")
+@click.option("--shard-units", multiple=True, metavar="NAMES",
+              help="Under torchrun: the modules FSDP2 shards as units (class names or name patterns; default: "
+                   "each repeated block).")
 @click.option("--no-cache", is_flag=True, help="Analyse every file again instead of reusing cached results.")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True,
               help="Files analysed in parallel, in separate processes (0: one per CPU).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
-          input_shape, exit_zero, show_fixes, apply_fixes, unsafe_fixes, show_diff, statistics, config_path, timeout,
-          chart, plot, tensorboard, no_cache, jobs, debug) -> None:
+          input_shape, exit_zero, show_fixes, apply_fixes, unsafe_fixes, show_diff, show_notes, statistics, config_path,
+          timeout, chart, plot, tensorboard, depth, shard_units, no_cache, jobs, debug) -> None:
     """Analyse the models in TARGETS (files, folders, file.py::Name)."""
     from .ir import errors
 
@@ -94,7 +101,7 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
             "select": split_codes(select), "extend_select": split_codes(extend_select) or [],
             "ignore": split_codes(ignore) or [], "verify": verify, "device": device, "batch_size": batch_size,
             "seed": seed, "input_shape": shape, "timeout": timeout, "chart": chart, "plot": plot,
-            "tensorboard": tensorboard,
+            "tensorboard": tensorboard, "depth": depth, "shard_units": split_codes(shard_units),
         })
         from .rules import check_rule_options, needs_verify, select_rules
 
@@ -110,8 +117,8 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
         click.echo(f"gradlint: error: {e}", err=True)
         sys.exit(EXIT_ERROR)
 
-    unrunnable = [] if config.verify else [c for c in needs_verify((config.select or []) + config.extend_select)
-                                               if c in enabled]
+    named = [s for s in (config.select or []) + config.extend_select if s.strip().upper() != "ALL"]
+    unrunnable = [] if config.verify else [c for c in needs_verify(named) if c in enabled]
     if unrunnable:
         click.echo(f"gradlint: note: {', '.join(unrunnable)} measure one batch and run only with --verify", err=True)
 
@@ -125,6 +132,12 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
     if jobs == 0:
         jobs = os.cpu_count() or 1
     use_cache = config.cache and not no_cache and not debug and not os.environ.get("GRADLINT_NO_CACHE")
+    ranks = _start_ranks(config)
+    rank = ranks.rank if ranks is not None else 0
+    if ranks is not None:
+        # every rank analyses in this process, in the same order, with no cache: they must all
+        # reach the same collectives
+        jobs, use_cache = 1, False
     try:
         report, session = run(specs, config, enabled, jobs=max(jobs, 1), use_cache=use_cache)
     except KeyboardInterrupt:
@@ -135,7 +148,19 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
             raise
         click.echo(f"gradlint: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)
         sys.exit(EXIT_ERROR)
+    except BaseException as e:  # a rank that failed mid-pass (verify.distributed.RankFailure) ends its process
+        _end_failed_rank(e)
+        raise
 
+    from .report import formats
+
+    if ranks is not None:
+        report.run = ranks.to_json()
+        _stop_ranks()
+    if rank != 0:  # only rank 0 writes the report; the others exit with the same code
+        sys.exit(EXIT_ERROR if session.internal_errors or report.usage_errors
+                 else EXIT_FINDINGS if report.problems and not exit_zero else EXIT_CLEAN)
+    # only rank 0 gets here: one process rewrites the files
     if any(m.fixes for m in report.models):
         from .fix.apply import annotate
 
@@ -148,14 +173,12 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
         if show_diff:
             sys.exit(EXIT_FINDINGS if changed and not exit_zero else EXIT_CLEAN)
 
-    from .report import formats
-
     if statistics:
         from .report.statistics import render_statistics
 
-        render_statistics(report, sys.stdout, as_json=fmt == "json")
+        render_statistics(report, sys.stdout, as_json=fmt == "json", show_notes=show_notes)
     else:
-        formats.render(fmt, report, sys.stdout, show_fixes=show_fixes, chart=bool(config.chart))
+        formats.render(fmt, report, sys.stdout, show_fixes=show_fixes, chart=bool(config.chart), show_notes=show_notes)
     if config.plot or config.tensorboard:
         from .report.outputs import OutputError, write_files
 
@@ -172,7 +195,7 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
     sys.stdout.flush()
     if session.internal_errors or report.usage_errors:
         sys.exit(EXIT_ERROR)
-    if report.findings and not exit_zero:
+    if report.problems and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_CLEAN)
 
@@ -212,6 +235,49 @@ def _fix(report, diff_only: bool, unsafe: bool, relint):
     for chosen, why in outcome.mismatched:
         click.echo(f"gradlint: warning: {chosen.model.target}: {why}", err=True)
     return outcome.report, True
+
+
+def _start_ranks(config):
+    """Under torchrun with --verify: join the process group (None otherwise, or without --verify,
+    where each rank's static analysis needs no other rank and only rank 0 prints)."""
+    from .verify.distributed import DistributedError, torchrun_env
+
+    try:
+        env = torchrun_env()
+        if env is None:
+            return None
+        if not config.verify:
+            if env["rank"] != 0:
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - only rank 0 prints
+            return None
+        from .verify.distributed import start
+
+        return start(config.device, config.timeout)
+    except DistributedError as e:
+        click.echo(f"gradlint: error: {e}", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+def _stop_ranks() -> None:
+    from .verify.distributed import stop
+
+    try:
+        stop()
+    except Exception:  # noqa: BLE001 - the report is what matters now
+        pass
+
+
+def _end_failed_rank(e: BaseException) -> None:
+    """A rank that failed mid-pass ends its process now: its peers wait in a collective it will
+    never join, and torchrun (or their timeout) ends them."""
+    from .verify.distributed import RankFailure
+
+    if isinstance(e, RankFailure):
+        click.echo(f"gradlint: error: {e.message}; stopping this rank (torchrun or the --timeout of the "
+                   "collectives stops the others)", err=True)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(EXIT_ERROR)
 
 
 def _spec_from_config(spec: str, config) -> str:

@@ -36,10 +36,13 @@ class Config:
     batch_size: int | None = None
     seed: int = 0
     loss: str | None = None  # name of a loss function in the model file, for --verify
+    depth: int | None = None  # --depth K: verify a copy with K of the repeated blocks
+    shard_units: list[str] | None = None  # under torchrun: FSDP2 units (class names / name patterns)
     plot: str | None = None  # --plot FILE.png (verify; matplotlib extra)
     tensorboard: str | None = None  # --tensorboard DIR (verify; tensorboard extra)
     chart: bool = False  # --chart: gradient-vs-depth chart in the terminal
     advise: bool = True  # estimate candidate fixes for vanishing/exploding models (findings[].fixes)
+    structural: str = "evidence"  # GL1xx: "evidence" (warn only when the gradients say so) or "always"
     cache: bool = True
     cache_dir: str = ".gradlint_cache"
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-rule options
@@ -89,8 +92,12 @@ KEYS: dict[str, tuple[str, str, Any]] = {
     "batch-size": ("batch_size", "a positive integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
     "seed": ("seed", "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
     "loss": ("loss", "the name of a function in the model file", lambda v: isinstance(v, str)),
+    "depth": ("depth", "a positive integer (repeated blocks to keep)",
+              lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
+    "shard-units": ("shard_units", "a list of module class names or qualified-name patterns", _is_str_list),
     "cache": ("cache", "true or false", lambda v: isinstance(v, bool)),
     "advise": ("advise", "true or false", lambda v: isinstance(v, bool)),
+    "structural": ("structural", "'evidence' or 'always'", lambda v: v in ("evidence", "always")),
     "cache-dir": ("cache_dir", "a folder path", lambda v: isinstance(v, str)),
     "rules": ("rules", "a table of per-rule option tables", lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values())),
 }

@@ -5,7 +5,7 @@ Imports are read with ``ast`` from every module, those inside functions included
 is still a dependency). The layers, lowest first:
 
     core (config, ir) <- load <- capture <- {estimate, verify} <- rules <- advise <- pipeline
-    <- report <- {cli, api, lsp, testing, fix}
+    <- report <- {cli, api, lsp, testing, training, fix}
 
 A module may import its own layer or a lower one. ``estimate`` and ``verify`` are siblings: they
 never import each other.
@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("advise", ("gradlint.advise",)),
     ("pipeline", ("gradlint.pipeline",)),
     ("report", ("gradlint.report",)),
-    ("front", ("gradlint.cli", "gradlint.api", "gradlint.lsp", "gradlint.testing", "gradlint.fix",
+    ("front", ("gradlint.cli", "gradlint.api", "gradlint.lsp", "gradlint.testing", "gradlint.training", "gradlint.fix",
                "gradlint.__main__")),
 ]
 # The package itself (``gradlint/__init__.py``) is the public face: ``gradlint.analyze``.

@@ -87,6 +87,6 @@ def test_cache_is_keyed_on_the_target_file_content(tmp_path):
     model = tmp_path / "model.py"
     model.write_text(MODEL)
     assert probe(tmp_path, "model.py", "--select", "GL101")["exit"] == 0
-    model.write_text(MODEL.replace("make_block(width) for", "nn.Sequential(nn.Linear(width, width), nn.Tanh()) for"))
+    model.write_text(MODEL.replace("make_block(width) for", "nn.Sequential(nn.Linear(width, width), nn.Sigmoid()) for"))
     again = probe(tmp_path, "model.py", "--select", "GL101")
     assert again["torch"] is True and again["exit"] == 1

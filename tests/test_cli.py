@@ -103,7 +103,12 @@ def test_check_subcommand_is_the_default(write):
 
 
 def test_show_fixes(write):
+    # a vanishing model: the advisor's ranked fixes; without any, the rule's advice
     _, out, _ = cli(str(write("model.py", deep())), "--select", "GL101", "--show-fixes")
+    assert "    fixes, best first (predicted attenuation after the change):" in out
+    assert "swap Sigmoid -> ReLU" in out
+    _, out, _ = cli(str(write("model.py", deep())), "--select", "GL101", "--show-fixes", "--config", str(
+        write("pyproject.toml", "[tool.gradlint]\nadvise = false\n")))
     assert "    fix: use ReLU" in out
 
 
@@ -372,7 +377,7 @@ def test_json_contract_shape(write):
     path = write("model.py", deep())
     code, out, _ = cli(str(path), "--format", "json")
     data = json.loads(out)
-    assert set(data) == {"gradlint", "schema", "models"} and data["schema"] == 1
+    assert set(data) == {"gradlint", "schema", "models"} and data["schema"] == 2
     m = data["models"][0]
     assert set(m) == {"target", "status", "error", "capture", "layers", "summary", "findings"}
     assert m["status"] == "analyzed" and m["error"] is None and m["capture"] in ("fx", "export", "hooks")

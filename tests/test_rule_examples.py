@@ -28,6 +28,8 @@ def test_rule_example(code, example, should_fire, tmp_path):
         if example.line is not None:
             assert any(f.location and f.location.line == example.line and f.location.path.endswith(path.name)
                        for f in hits), [(str(f.location), f.message) for f in hits]
+        severity = example.severity or all_rules()[code].severity
+        assert any(f.severity == severity for f in hits), [(f.severity, f.message) for f in hits]
     else:
         assert not hits, [f"{f.location}: {f.message}" for f in hits]
 

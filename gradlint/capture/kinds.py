@@ -65,13 +65,15 @@ def _module_table() -> list[tuple[type, Callable[[Any], Classified]]]:
         attrs = _attrs(m, *conv_fields)
         if _WEIGHT_STANDARDIZED.search(type(m).__name__):
             attrs["weight_standardized"] = True
-        return Classified(g.CONV, type(m).__name__.lower(), attrs)
+        return Classified(g.CONV, _base_name(m).lower(), _weight_normalization(m, attrs))
 
     def conv_t(m: Any) -> Classified:
-        return Classified(g.CONV_TRANSPOSE, type(m).__name__.lower(), _attrs(m, *conv_fields, "output_padding"))
+        return Classified(g.CONV_TRANSPOSE, _base_name(m).lower(),
+                          _weight_normalization(m, _attrs(m, *conv_fields, "output_padding")))
 
     table: list[tuple[type, Callable[[Any], Classified]]] = [
-        (nn.Linear, lambda m: Classified(g.LINEAR, "linear", _attrs(m, "in_features", "out_features"))),
+        (nn.Linear, lambda m: Classified(g.LINEAR, "linear",
+                                         _weight_normalization(m, _attrs(m, "in_features", "out_features")))),
         (nn.Bilinear, lambda m: Classified(g.LINEAR, "bilinear", _attrs(m, "in1_features", "in2_features", "out_features"))),
         (nn.modules.conv._ConvTransposeNd, conv_t),
         (nn.modules.conv._ConvNd, conv),
@@ -120,6 +122,28 @@ def _module_table() -> list[tuple[type, Callable[[Any], Classified]]]:
 
 
 _TABLE: list | None = None
+
+# Reparametrizations that normalize a layer's weights: weight norm (Salimans & Kingma 2016) and
+# spectral norm, as parametrizations or in their older hook form (weight_g/weight_v, weight_orig/weight_u).
+_WEIGHT_NORMALIZING = re.compile(r"weight_?norm|spectral_?norm", re.IGNORECASE)
+
+
+def _weight_normalization(module: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    """``attrs`` plus ``weight_normalized`` when the layer's weight is weight- or spectral-normalized."""
+    normalized = (hasattr(module, "weight_g") and hasattr(module, "weight_v")) or (
+        hasattr(module, "weight_orig") and hasattr(module, "weight_u"))
+    plist = getattr(getattr(module, "parametrizations", None), "weight", None)
+    if plist is not None:
+        normalized = normalized or any(_WEIGHT_NORMALIZING.search(type(p).__name__) for p in plist)
+    if normalized:
+        attrs["weight_normalized"] = True
+    return attrs
+
+
+def _base_name(module: Any) -> str:
+    """The class name, without the ``Parametrized`` prefix torch.nn.utils.parametrize gives it."""
+    name = type(module).__name__
+    return name[len("Parametrized"):] if name.startswith("Parametrized") and len(name) > 12 else name
 
 # Convolutions that standardize their weights in forward (timm's StdConv2d/ScaledStdConv2d in BiT
 # and NFNets, the usual WSConv2d): the layer normalizes itself, whatever its init.

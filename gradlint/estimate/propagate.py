@@ -78,6 +78,7 @@ class Estimate:
     steps: list[Step] = field(default_factory=list)
     bound_estimated: bool = False  # some factor of the bound is an expected gain, not a bound
     inputs: str = ""  # where the input statistics came from
+    unresolved_zeros: list[str] = field(default_factory=list)  # zero weights gradient descent never moves
     # What the estimate was computed from, kept so that counterfactual estimates (gradlint/advise)
     # can re-run it with one change: the weight statistics, the batch and the input statistics.
     weights: Any = None

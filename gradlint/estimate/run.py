@@ -24,6 +24,10 @@ def estimate_model(graph: Any, built: Any, loaded: Any, example: Any, config: An
                                getattr(built, "init_laws", None))
         batch, inputs, source = input_statistics(graph, built, loaded, example, config)
         est = estimate_graph(graph, weights, batch, inputs)
+        if est.zero_sources:
+            from .zero_init import unresolved_zero_weights
+
+            est.unresolved_zeros = unresolved_zero_weights(graph, weights, batch, inputs, est)
     except StageError:
         raise
     except Exception as e:  # noqa: BLE001 - an estimator bug must not hide the other findings

@@ -7,6 +7,7 @@ initializations").
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,15 @@ class WeightSource:
         self.xavier_scope = [n for n, m in self._modules.items() if type(m).__name__ == "Transformer"
                              and type(m).__module__.startswith("torch.nn")]
         self.unknown: list[str] = []  # parameters whose values we could not know (meta, custom)
+        self.overrides: dict[str, TensorStats] = {}  # counterfactual statistics, by parameter name
+
+    def with_overrides(self, overrides: dict[str, TensorStats]) -> "WeightSource":
+        """The same model with some parameters' statistics replaced (what if they had moved?)."""
+        other = copy.copy(self)
+        other.overrides = {**self.overrides, **overrides}
+        other._cache = {}
+        other.unknown = []
+        return other
 
     def numel(self, name: str) -> int:
         p = self._params.get(name)
@@ -74,6 +84,8 @@ class WeightSource:
         """Stats of a parameter, or of row-block ``block`` of ``blocks`` (an LSTM's gates)."""
         if name is None or name not in self._params:
             return None
+        if name in self.overrides:
+            return self.overrides[name]
         key = (name, block, blocks)
         if key not in self._cache:
             self._cache[key] = self._measure(name, block, blocks) if self.materialized else self._formula(name, block, blocks)
@@ -81,7 +93,7 @@ class WeightSource:
 
     def tensor(self, name: str) -> Any:
         """The parameter itself (materialized models only), for spectral norms."""
-        return self._params.get(name) if self.materialized else None
+        return self._params.get(name) if self.materialized and name not in self.overrides else None
 
     # -- measured --------------------------------------------------------------------------
     def _measure(self, name: str, block: int, blocks: int) -> TensorStats:

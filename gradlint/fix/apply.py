@@ -183,9 +183,9 @@ def commit(plan: Rewrite, relint: Callable[[], Report]) -> Outcome:
         if m is not None and m.summary.verdict != chosen.fix.predicted_verdict:
             out.mismatched.append((chosen, f"predicted {chosen.fix.predicted_verdict}, the re-lint says "
                                            f"{m.summary.verdict} ({_sci(m.summary.estimated_attenuation)})"))
-        if m is not None:
+        if m is not None:  # what remains of the model (notes, once healthy) says what was applied
             for finding in m.findings:
-                if finding.severity in ("error", "warning") and not finding.fixes:
+                if not finding.fixes:
                     finding.fixes = [chosen.fix]
     return out
 

@@ -83,10 +83,50 @@ class Structure:
                     out.setdefault(a, set()).add(i)
         return out
 
+    @cached_property
+    def scaled_residual_branches(self) -> dict[int, set[int]]:
+        """Skip merges ``x + s * f(x)`` whose branch ends in a down-scaling: a constant |s| <= 0.5
+        (EDSR's 0.1, ESRGAN's 0.2) or a learned scale (LayerScale, ReZero, SkipInit gates): add id
+        -> those branch inputs. Such branches keep the residual stream's scale without
+        normalization, the design of normalization-free super-resolution and deep transformers."""
+        anc = self.ancestors
+        out: dict[int, set[int]] = {}
+        for a in self.skip_merges:
+            merge = self.graph[a]
+            if merge.kind != g.ADD:
+                continue
+            for i in set(merge.inputs):
+                n = self.graph[i]
+                scale = _scale(n)
+                learned = n.kind == g.MUL and bool(n.params)
+                if not learned and (scale is None or abs(scale) > 0.5):
+                    continue
+                if any(j != i and (anc[i] >> j) & 1 for j in merge.inputs):  # computed from the skip
+                    out.setdefault(a, set()).add(i)
+        return out
+
+    def _cell(self, n: Node) -> str | None:
+        """The recurrent module a node calls: a cell looped over time (``LSTMCell`` in a ``for``
+        loop) is one layer of the architecture, however many steps the example unrolls, so
+        paths count each cell once (the first call they cross)."""
+        return n.module if n.kind == g.RECURRENT and n.module and is_depth_layer(n) else None
+
+    def _step(self, n: Node, cells: frozenset[str], counts: bool) -> tuple[int, frozenset[str]]:
+        """(depth added by ``n`` on a path that already crossed ``cells``, the cells after it)."""
+        cell = self._cell(n)
+        if cell is None:
+            return (1 if counts else 0), cells
+        return (1 if counts and cell not in cells else 0), cells | {cell}
+
+    def is_depth(self, n: Node) -> bool:
+        """A weight layer that adds depth (``is_depth_layer``); on a path, a looped cell counts once."""
+        return is_depth_layer(n)
+
     # -- depth ------------------------------------------------------------------------------
     def _path_dp(self, better: Callable[[int, int], bool]) -> tuple[list[int | None], list[int | None]]:
         val: list[int | None] = [None] * len(self.graph)
         back: list[int | None] = [None] * len(self.graph)
+        cells: list[frozenset[str]] = [frozenset()] * len(self.graph)
         for n in self.graph:
             if n.kind == g.INPUT:
                 val[n.id] = 0
@@ -101,7 +141,8 @@ class Structure:
             if best is None:
                 continue
             back[n.id] = best
-            val[n.id] = val[best] + (1 if is_depth_layer(n) else 0)
+            add, cells[n.id] = self._step(n, cells[best], is_depth_layer(n))
+            val[n.id] = val[best] + add
         return val, back
 
     @cached_property
@@ -161,9 +202,11 @@ class Structure:
         """
         layers = missing = 0
         pending = False  # a weight layer seen, no normalization after it yet
+        cells: frozenset[str] = frozenset()
         for i in path:
             n = self.graph[i]
-            if is_depth_layer(n):
+            add, cells = self._step(n, cells, is_depth_layer(n))
+            if add:
                 layers += 1
                 missing += pending
                 pending = not is_norm(n)  # a weight-standardized conv normalizes itself
@@ -181,26 +224,31 @@ class Structure:
         pick = min if merge == "min" else max
         val = [0] * len(self.graph)
         back: list[int | None] = [None] * len(self.graph)
+        cells: list[frozenset[str]] = [frozenset()] * len(self.graph)
+        added = [False] * len(self.graph)
         for n in self.graph:
             ins = [i for i in n.inputs if self.graph[i].is_float or self.graph[i].kind == g.INPUT]
             if n.kind == g.MUL:
                 # x * sigmoid(s) (squeeze-excitation, gating): the gate scales x, the run goes on through x.
                 ins = [i for i in ins if not is_gate(self.graph[i])] or ins
-            if merge == "max" and n.id in self.linear_residual_branches:
-                ins = [i for i in ins if i not in self.linear_residual_branches[n.id]] or ins
+            if merge == "max":
+                side = self.linear_residual_branches.get(n.id, set()) | self.scaled_residual_branches.get(n.id, set())
+                ins = [i for i in ins if i not in side] or ins
             if resets(n):
                 val[n.id] = 0
                 continue
             prev = pick(ins, key=lambda i: val[i]) if ins else None
             back[n.id] = prev
-            val[n.id] = (val[prev] if prev is not None else 0) + (1 if counts(n) else 0)
+            add, cells[n.id] = self._step(n, cells[prev] if prev is not None else frozenset(), counts(n))
+            added[n.id] = bool(add)
+            val[n.id] = (val[prev] if prev is not None else 0) + add
         end = max(range(len(self.graph)), key=lambda i: val[i], default=None)
         if end is None or val[end] == 0:
             return Run(0, [])
         members = []
         cur: int | None = end
         while cur is not None and val[cur] > 0:
-            if counts(self.graph[cur]):
+            if added[cur]:
                 members.append(cur)
             cur = back[cur]
         return Run(val[end], members[::-1])
@@ -219,6 +267,20 @@ def is_gate(n: Node) -> bool:
 
 
 def is_norm(n: Node) -> bool:
-    """A normalization layer, or a layer that normalizes its own weights (weight standardization)."""
-    return n.kind == g.NORM or bool(n.attrs.get("weight_standardized"))
+    """A normalization layer, or a layer that normalizes its own weights (weight standardization,
+    weight norm, spectral norm)."""
+    return n.kind == g.NORM or bool(n.attrs.get("weight_standardized")) or bool(n.attrs.get("weight_normalized"))
+
+
+def _scale(n: Node) -> float | None:
+    """The constant factor of a one-input multiplication (``0.1 * x``), else None."""
+    scalars = n.attrs.get("scalars")
+    if n.kind != g.MUL or n.params or len(n.inputs) != 1 or not scalars:
+        return None
+    value = 1.0
+    for _, v in scalars:
+        if not isinstance(v, (int, float)):
+            return None
+        value *= float(v)
+    return value
 

@@ -29,3 +29,13 @@ class Thresholds:
         if attenuation > self.exploding:
             return EXPLODING
         return HEALTHY
+
+    @property
+    def margin(self) -> tuple[float, float]:
+        """The healthy margin: a decade inside each threshold (1e-2 .. 1e3 by default). Evidence
+        outside it (near a threshold or past it) makes an architecture warning a problem."""
+        return self.vanishing * 10, self.exploding / 10
+
+    def within_margin(self, attenuation: float) -> bool:
+        lo, hi = self.margin
+        return lo <= attenuation <= hi

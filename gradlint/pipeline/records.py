@@ -80,6 +80,7 @@ class ModelReport:
     project_files: list[str] = field(default_factory=list)  # user files the model's import used
     cached: bool = False  # served from the cache
     graph: LayerGraph | None = None  # the captured graph; in-process only, never cached
+    depth_check: dict[str, Any] | None = None  # --verify --depth K: the truncated copy's agreement
     fixes: list[Fix] = field(default_factory=list)  # the advisor's ranked fixes for this model (best first)
 
     def to_json(self) -> dict[str, Any]:
@@ -91,6 +92,7 @@ class ModelReport:
             "layers": [layer.to_json() for layer in self.layers],
             "summary": self.summary.to_json(),
             "findings": [f.to_json() for f in self.findings],
+            **({"depth_check": self.depth_check} if self.depth_check is not None else {}),
         }
 
 
@@ -99,12 +101,27 @@ class Report:
     models: list[ModelReport] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # one-line notes for stderr (no models found...)
     usage_errors: list[str] = field(default_factory=list)  # bad targets: printed, and exit code 2
+    run: dict[str, Any] | None = None  # under torchrun: {"world_size", "backend", "sharding", "weights"}
 
     @property
     def findings(self) -> list[Finding]:
         return [f for m in self.models for f in m.findings]
 
+    @property
+    def problems(self) -> list[Finding]:
+        """Errors and warnings: what sets exit code 1 and is counted."""
+        return [f for f in self.findings if f.is_problem]
+
+    @property
+    def notes(self) -> list[Finding]:
+        """``info`` findings: shown (concise output: with --show-notes), never counted."""
+        return [f for f in self.findings if not f.is_problem]
+
     def to_json(self) -> dict[str, Any]:
         from ..version import __version__
 
-        return {"gradlint": __version__, "schema": 1, "models": [m.to_json() for m in self.models]}
+        out: dict[str, Any] = {"gradlint": __version__, "schema": 2}
+        if self.run is not None:
+            out["run"] = self.run
+        out["models"] = [m.to_json() for m in self.models]
+        return out

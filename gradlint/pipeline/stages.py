@@ -148,6 +148,12 @@ class VerifyStage:
     def __call__(self, run: ModelRun) -> None:
         if not run.config.verify:
             return
+        if run.config.depth:
+            from .depth import depth_check, describe
+
+            run.report.depth_check = depth_check(run)
+            run.report.notes.insert(0, describe(run.report.depth_check, run.report.summary.estimated_attenuation))
+            return
         from ..verify.run import measure_model
 
         m = measure_model(run.graph, run.built, run.loaded, run.example, run.config,
@@ -183,9 +189,14 @@ class RulesStage:
 
     def __call__(self, run: ModelRun) -> None:
         from ..rules import RuleContext, all_rules
+        from ..rules.evidence import evidence_of, gate
 
         ctx = RuleContext(graph=run.graph, structure=run.structure, options={}, init=run.init,
-                          estimate=run.estimate, measurement=run.measurement, config=run.config)
+                          estimate=run.estimate, measurement=run.measurement, config=run.config,
+                          extras={"parameters": run.built.parameters}, location=run.built.candidate.location)
+        thresholds = run.config.thresholds
+        evidence = evidence_of(run.estimate, run.measurement, thresholds)
+        gated = run.config.structural != "always"
         for code, rule_cls in all_rules().items():
             if code not in run.enabled or code == "GL001":
                 continue
@@ -196,9 +207,13 @@ class RulesStage:
             rule = rule_cls(run.config.rule_options(code, rule_cls.name))
             ctx.options = rule.opts
             try:
-                run.findings += list(rule.check(ctx))
+                found = list(rule.check(ctx))
             except Exception as e:  # noqa: BLE001 - a rule bug must not hide the other rules
                 run.internal_errors.append(f"{run.spec}: rule {code} crashed: {one_line(e)}")
+                continue
+            if gated and rule_cls.evidence_gated:
+                found = [gate(f, evidence, thresholds) for f in found]
+            run.findings += found
 
 
 class AdviseStage:

@@ -24,7 +24,8 @@ def _registry() -> dict[str, Renderer]:
     from . import text
 
     formats: dict[str, Renderer] = {
-        "concise": lambda r, out, show_fixes=False, chart=False, **_: text.render_concise(r, out, show_fixes, chart),
+        "concise": lambda r, out, show_fixes=False, chart=False, show_notes=False, **_: text.render_concise(
+            r, out, show_fixes, chart, show_notes),
         "full": lambda r, out, **_: text.render_full(r, out),
         "json": lambda r, out, **_: text.render_json(r, out),
     }

@@ -34,13 +34,16 @@ def annotation(f: Finding, path: str, line: int, column: int) -> str:
     return f"::{COMMANDS.get(f.severity, 'warning')} {head}::{escape_data(message)}"
 
 
-def render_github(report: Report, out: IO[str], **_options) -> None:
+def render_github(report: Report, out: IO[str], show_notes: bool = False, **_options) -> None:
+    """Problems as error/warning annotations; notes as notices only with ``show_notes``."""
     root = repo_root()
     for m in report.models:
         for f in m.findings:
+            if not (f.is_problem or show_notes):
+                continue
             loc = f.location
             path, line, column = (loc.path, loc.line, loc.column) if loc else (m.path, 1, 1)
             # Annotations only attach to files named relative to the repository root.
             out.write(annotation(f, relative_to_root(path, root) or path, max(line, 1), max(column, 1)) + "\n")
     # Plain lines are shown as log text; the summary tells the reader what the annotations add up to.
-    out.write(summary_line(report) + "\n")
+    out.write(summary_line(report, notes_shown=show_notes) + "\n")

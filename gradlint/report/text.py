@@ -12,24 +12,31 @@ from .chart import render_chart
 
 
 def finding_line(f, fallback_path: str) -> str:
+    """``path:line:col: GL101 message``; a note (severity info) says so before its message."""
     loc = f.location
     where = f"{loc.path}:{loc.line}:{loc.column}" if loc else f"{fallback_path}:1:1"
-    return f"{where}: {f.code} {f.message}"
+    return f"{where}: {f.code} {'' if f.is_problem else 'note: '}{f.message}"
 
 
-def summary_line(report: Report) -> str:
-    n = len(report.findings)
+def summary_line(report: Report, notes_shown: bool = True) -> str:
+    """Problems (errors and warnings) are counted; notes are mentioned, and ``notes_shown=False``
+    says how to see them."""
+    n = len(report.problems)
     models = len(report.models)
     failed = sum(m.status == "failed" for m in report.models)
-    with_findings = sum(bool(m.findings) for m in report.models)
+    with_problems = sum(any(f.is_problem for f in m.findings) for m in report.models)
     if models == 0:
         return "No models analyzed."
     model_word = "model" if models == 1 else "models"
     fail_txt = f" ({failed} could not be analyzed)" if failed else ""
+    notes = len(report.notes)
+    note_txt = ""
+    if notes:
+        note_txt = f" {notes} note{'s' if notes != 1 else ''}" + ("" if notes_shown else " (--show-notes to list)") + "."
     if n == 0:
-        return f"All checks passed: {models} {model_word} analyzed{fail_txt}."
+        return f"All checks passed: {models} {model_word} analyzed{fail_txt}.{note_txt}"
     prob = "problem" if n == 1 else "problems"
-    return f"Found {n} {prob} in {with_findings} of {models} {model_word}{fail_txt}."
+    return f"Found {n} {prob} in {with_problems} of {models} {model_word}{fail_txt}.{note_txt}"
 
 
 def fix_table(fixes, indent: str = "    ") -> list[str]:
@@ -51,10 +58,13 @@ def fix_table(fixes, indent: str = "    ") -> list[str]:
     return lines
 
 
-def render_concise(report: Report, out: IO[str], show_fixes: bool = False, chart: bool = False) -> None:
+def render_concise(report: Report, out: IO[str], show_fixes: bool = False, chart: bool = False,
+                   show_notes: bool = False) -> None:
     for m in report.models:
         shown = None  # a model's findings share its fixes: the table once, under the first
         for f in m.findings:
+            if not (f.is_problem or show_notes):
+                continue
             out.write(finding_line(f, m.path) + "\n")
             if show_fixes and f.fixes:
                 if shown is None or [x.title for x in f.fixes] != shown:
@@ -68,7 +78,7 @@ def render_concise(report: Report, out: IO[str], show_fixes: bool = False, chart
         picture = render_chart(m) if chart else ""
         if picture:
             out.write(f"{m.target}:\n" + picture.rstrip("\n") + "\n")
-    out.write(summary_line(report) + "\n")
+    out.write(summary_line(report, notes_shown=show_notes) + "\n")
 
 
 def render_json(report: Report, out: IO[str]) -> None:

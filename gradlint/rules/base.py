@@ -64,6 +64,7 @@ class Example:
     target: str | None = None  # "Name" or "Name(args)"; default: every model in the file
     note: str = ""
     verify: bool = False  # run with --verify (GL3xx)
+    severity: str | None = None  # INVALID: the finding's severity (default: the rule's)
 
     @property
     def source(self) -> str:
@@ -82,6 +83,7 @@ class RuleContext:
     measurement: Any = None  # verify.Measurement, with --verify
     config: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    location: Location | None = None  # where the model (class or factory) is defined
 
     @property
     def thresholds(self) -> Thresholds:
@@ -112,6 +114,8 @@ class Rule:
     INVALID: ClassVar[list[Example]] = []
     default_enabled: ClassVar[bool] = True
     requires: ClassVar[str] = "graph"  # graph | estimate | measurement
+    # Architecture rules: a problem only when the estimate or measurement agrees (rules/evidence.py).
+    evidence_gated: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Check the declaration when the class is created, so a broken rule never ships."""
@@ -175,7 +179,13 @@ class Rule:
         lines = [f"# {cls.code} {cls.name}", ""]
         lines += [f"- **Code:** `{cls.code}`", f"- **Name:** `{cls.name}`", f"- **Severity:** {cls.severity}",
                   f"- **Enabled by default:** {'yes' if cls.default_enabled else 'no'}",
-                  f"- **Needs:** {_NEEDS[cls.requires]}", ""]
+                  f"- **Needs:** {_NEEDS[cls.requires]}"]
+        if cls.evidence_gated:
+            lines.append("- **Evidence-gated:** a problem only when the estimate (or, with `--verify`, the "
+                         "measurement) puts the first layer's gradient outside the healthy margin (1e-2 to 1e3 "
+                         "of the last layer's by default); otherwise a note that says why "
+                         "(`structural = \"always\"` in `[tool.gradlint]` turns this off)")
+        lines.append("")
         lines += [cls.summary, "", "## What it does", "", textwrap.dedent(cls.what).strip(), "",
                   "## Why is this bad?", "", textwrap.dedent(cls.why).strip(), ""]
         if cls.INVALID:
@@ -209,7 +219,7 @@ class Rule:
     def to_json(cls) -> dict[str, Any]:
         return {
             "code": cls.code, "name": cls.name, "severity": cls.severity, "summary": cls.summary, "url": cls.doc_url(),
-            "enabled_by_default": cls.default_enabled, "requires": cls.requires,
+            "enabled_by_default": cls.default_enabled, "requires": cls.requires, "evidence_gated": cls.evidence_gated,
             "what": textwrap.dedent(cls.what).strip(), "why": textwrap.dedent(cls.why).strip(),
             "fix": textwrap.dedent(cls.fix).strip(), "references": list(cls.references),
             "options": {k: {"type": o.type.__name__, "default": o.default, "doc": o.doc} for k, o in cls.options.items()},

@@ -10,6 +10,8 @@ from typing import Any
 from ..ir.source import Location
 
 SEVERITIES = ("error", "warning", "info")
+# Problems set exit code 1 and are counted; ``info`` findings are notes: shown, never counted.
+PROBLEM_SEVERITIES = frozenset({"error", "warning"})
 
 FIX_KINDS = ("init", "activation", "normalization", "residual", "gate", "other")
 APPLICABILITY = ("safe", "unsafe", "manual")  # safe: initial weights only; unsafe: the architecture
@@ -72,3 +74,7 @@ class Finding:
             "location": self.location.to_json() if self.location else None,
             "fixes": [f.to_json() for f in self.fixes],
         }
+
+    @property
+    def is_problem(self) -> bool:
+        return self.severity in PROBLEM_SEVERITIES

@@ -13,6 +13,7 @@ class MissingNormalization(Rule):
     code = "GL102"
     name = "missing-normalization"
     severity = "warning"
+    evidence_gated = True
     summary = "A deep stack of weight layers with no normalization layer between them."
     what = """
         Finds the longest run of weight layers (Linear, Conv, recurrent, attention; embeddings

@@ -20,14 +20,25 @@ class LayerGradient:
     numel: int
 
 
-def projection_loss(outputs: Sequence[Any], seed: int) -> Any:
-    """sum_i <o_i, R_i> with R_i ~ N(0, 1): every output unit gets an error signal of scale 1."""
+def projection_loss(outputs: Sequence[Any], seed: int, part: tuple[int, int] | None = None) -> Any:
+    """sum_i <o_i, R_i> with R_i ~ N(0, 1): every output unit gets an error signal of scale 1.
+
+    ``part`` = (rank, ranks): the outputs are this rank's rows of a batch split evenly across the
+    ranks; R is drawn for the whole batch and this rank takes its rows, so the ranks' losses add
+    up to the one-process loss of the whole batch.
+    """
     import torch
 
     gen = torch.Generator(device="cpu").manual_seed(seed + 7919)
     total = None
     for o in outputs:
-        r = torch.randn(o.shape, generator=gen, dtype=torch.float32).to(device=o.device, dtype=o.dtype)
+        if part is not None and part[1] > 1 and o.dim() > 0:
+            rank, ranks = part
+            rows = o.shape[0]
+            r = torch.randn((rows * ranks, *o.shape[1:]), generator=gen, dtype=torch.float32)[rank * rows:(rank + 1) * rows]
+        else:
+            r = torch.randn(o.shape, generator=gen, dtype=torch.float32)
+        r = r.to(device=o.device, dtype=o.dtype)
         term = (o * r).sum()
         total = term if total is None else total + term
     if total is None:

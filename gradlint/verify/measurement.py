@@ -128,6 +128,7 @@ class Measurement:
     zero_parameters: list[str] = field(default_factory=list)  # all-zero weights at init
     notes: list[str] = field(default_factory=list)
     thresholds: Thresholds = field(default_factory=Thresholds)  # what the verdict used
+    call_order: dict[str, int] = field(default_factory=dict)  # weight layer -> rank of its first finished call
 
     @property
     def first_layer(self) -> LayerMeasurement | None:

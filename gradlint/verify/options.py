@@ -26,9 +26,9 @@ def require_extra(extra: str) -> None:
 
 
 def prepare(config: Config) -> None:
-    """``--plot``/``--tensorboard`` imply ``--verify`` (they draw the measurement); check the extras
+    """``--plot``/``--tensorboard``/``--depth`` imply ``--verify`` (they draw the measurement); check the extras
     and the device up front."""
-    if config.plot or config.tensorboard:
+    if config.plot or config.tensorboard or config.depth:
         config.verify = True
     if not config.verify:
         return

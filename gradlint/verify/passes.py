@@ -77,20 +77,27 @@ def _call_loss(loss_fn: Callable, output: Any, args: tuple) -> Any:
     return loss_fn(output)
 
 
-def _zero_parameters(model: Any) -> list[str]:
+def _zero_parameters(model: Any, reducer: Any = None) -> list[str]:
     """Parameters other than biases that are exactly zero: a zero-initialized head, ReZero/SkipInit
-    gates, LayerScale or zero-init-residual BatchNorm scales."""
+    gates, LayerScale or zero-init-residual BatchNorm scales. Sharded: zero on every rank."""
     import torch
 
-    out = []
+    from .distributed import local
+
+    names, nonzero = [], []
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.rpartition(".")[2].startswith("bias") or p.numel() == 0:
                 continue
+            t = local(p.detach())
             # the fastest full reduction first; a float32 norm of 1e-25s is 0 too, so confirm
-            if float(torch.linalg.vector_norm(p.detach().float())) == 0.0 and not bool(torch.count_nonzero(p)):
-                out.append(name)
-    return out
+            zero = t.numel() == 0 or (float(torch.linalg.vector_norm(t.float())) == 0.0
+                                      and not bool(torch.count_nonzero(t)))
+            names.append(name)
+            nonzero.append(0.0 if zero else 1.0)
+    if reducer is not None:
+        nonzero = reducer.sum(nonzero)
+    return [n for n, nz in zip(names, nonzero) if nz == 0.0]
 
 
 class SavedState:
@@ -119,16 +126,23 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
              seed: int = 0, loss_fn: Callable | None = None, loss_name: str | None = None, device: str = "cpu",
              input_source: str = "", thresholds: Thresholds = Thresholds(),
              saturation_threshold: float = 5.0, preserve_buffers: bool = False,
-             batch_hint: str = "", functional_activations: bool = True) -> Measurement:
-    """Measure one pass. Failures raise ``StageError("verify", ...)``."""
+             batch_hint: str = "", functional_activations: bool = True, reducer: Any = None,
+             forward_model: Any = None) -> Measurement:
+    """Measure one pass. Failures raise ``StageError("verify", ...)``.
+
+    ``reducer`` (``distributed.Reducer``): this process is one rank of several, ``args`` hold its
+    rows of the batch, and every statistic is summed across the ranks before it is read, so each
+    rank returns the same ``Measurement``, that of the whole batch. ``forward_model``: the module
+    to call when it wraps ``model`` (DDP), whose names the layers use.
+    """
     import torch
 
     from ..capture.inputs import output_tensors
 
-    zero_params = _zero_parameters(model)
+    zero_params = _zero_parameters(model, reducer)
     owners = {name.rpartition(".")[0] for name in zero_params}
     probes = Probes([spec.module for spec in layers], sites or {}, saturation_threshold, order_modules=owners,
-                    functional=functional_activations)
+                    functional=functional_activations, keep_units=reducer is not None)
     saved = SavedState(model, preserve_buffers)
     weight_names = {w for spec in layers for w in spec.weights}
     devices = [torch.device(device).index or 0] if device.startswith("cuda") else []  # fork their RNG too
@@ -148,7 +162,7 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
                 try:
                     with torch.enable_grad():
                         with probes.attached(model):
-                            out = model(*args, **kwargs)
+                            out = (forward_model if forward_model is not None else model)(*args, **kwargs)
                         if loss_fn is not None:
                             loss = _call_loss(loss_fn, out, args)
                         else:
@@ -158,7 +172,8 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
                                                  "floating-point tensor to take a gradient of", None,
                                                  "return the floating-point output (logits, not argmax), or define "
                                                  "gradlint_loss(output) in the model file")
-                            loss = projection_loss(floats, seed)
+                            loss = projection_loss(floats, seed,
+                                                   (reducer.rank, reducer.world) if reducer is not None else None)
                         del out
                         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                             raise StageError("verify", f"the loss function returned {_describe(loss)}, not a scalar",
@@ -186,7 +201,11 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
                                                         "the problem is memory") from None
                 fb_time = time.perf_counter() - t0
         t1 = time.perf_counter()
-        measurement = _collect(model, layers, probes, zero_params)
+        if reducer is not None:
+            loss_value = reducer.sum([loss_value if loss_value is not None else 0.0])[0]
+            reducer.prepare_gradients([p for p in model.parameters() if p.requires_grad])
+            probes.reduce(reducer)
+        measurement = _collect(model, layers, probes, zero_params, reducer)
         measurement.device = device
         measurement.loss = loss_name or ("user loss" if loss_fn is not None else f"random Gaussian projection (seed {seed})")
         measurement.input_source = input_source
@@ -197,12 +216,19 @@ def run_pass(model: Any, args: tuple, kwargs: dict, layers: Sequence[LayerSpec],
             measurement.notes.append(f"stochastic depth off for the measured pass: {dropped_paths} "
                                      f"module{'s' if dropped_paths != 1 else ''} (identity, as at inference)")
         if measurement.has_nonfinite:
-            measurement.nonfinite_origin = (find_forward_origin(model, args, kwargs, seed)
+            # the search re-runs the forward; sharded, that needs every rank in step: the backward's word only
+            measurement.nonfinite_origin = ((find_forward_origin(model, args, kwargs, seed) if reducer is None else None)
                                             or _backward_origin(measurement))
         measurement.statistics_s = time.perf_counter() - t1
         measurement.forward_backward_s = fb_time
         measurement.peak_memory_bytes = peak.peak
         measurement.memory_method = peak.method
+        if reducer is not None:  # the slowest rank, and the largest per-rank peak
+            slowest, stats_s, most = reducer.max([fb_time, measurement.statistics_s,
+                                                  float(peak.peak) if peak.peak is not None else -1.0])
+            measurement.forward_backward_s, measurement.statistics_s = slowest, stats_s
+            measurement.peak_memory_bytes = int(most) if most >= 0 else None
+            measurement.memory_method = f"{peak.method}, the largest of {reducer.world} ranks"
         return measurement
     finally:
         for p in model.parameters():
@@ -219,13 +245,19 @@ def _describe(value: Any) -> str:
     return ("an " if what[:1] in "aeio" else "a ") + what
 
 
-def _collect(model: Any, layers: Sequence[LayerSpec], probes: Probes, zero_params: list[str]) -> Measurement:
+def _collect(model: Any, layers: Sequence[LayerSpec], probes: Probes, zero_params: list[str],
+             reducer: Any = None) -> Measurement:
     params = dict(model.named_parameters())
-    contract = weight_gradients(model, [(spec.module, spec.weights) for spec in layers])
+    if reducer is None:
+        contract = weight_gradients(model, [(spec.module, spec.weights) for spec in layers])
+        stats = []
+        for spec in layers:
+            tensors = [params[w] for w in spec.weights if w in params]
+            stats.append(grad_stats([p.grad for p in tensors], [p.numel() for p in tensors]))
+    else:
+        contract, stats = _reduced_gradients(params, layers, reducer)
     out: list[LayerMeasurement] = []
-    for spec, lg in zip(layers, contract):
-        tensors = [params[w] for w in spec.weights if w in params]
-        s = grad_stats([p.grad for p in tensors], [p.numel() for p in tensors])
+    for spec, lg, s in zip(layers, contract, stats):
         finite = math.isfinite(lg.grad_norm)
         dn, drms, dnf = probes.delta(spec.module)
         out.append(LayerMeasurement(
@@ -241,7 +273,51 @@ def _collect(model: Any, layers: Sequence[LayerSpec], probes: Probes, zero_param
             m.grad_ratio = r if m.grad_rms is not None else None
     _mark_structural_zeros(out, layers, probes.finish_order, zero_params)
     return Measurement(layers=out, activations=probes.activation_sites(), device="", loss="", input_source="",
-                       loss_value=None)
+                       loss_value=None, call_order={k: v for k, v in probes.finish_order.items() if k in probes.calls})
+
+
+def gradients_now(model: Any, layers: Sequence[LayerSpec], thresholds: Thresholds = Thresholds(),
+                  reducer: Any = None) -> Measurement:
+    """The weight gradients the model holds now (after the caller's own backward), measured as the
+    pass measures them: per-layer norms, ratios, zeros, signs and histograms, no activations or
+    error signals. ``reducer``: summed across ranks."""
+    probes = Probes([spec.module for spec in layers], {}, 5.0)
+    m = _collect(model, layers, probes, [], reducer)
+    summarize(m, thresholds)
+    return m
+
+
+def _reduced_gradients(params: dict, layers: Sequence[LayerSpec], reducer: Any) -> tuple[list, list]:
+    """Per layer, the contract's gradient norm and the gradient statistics of the whole (sharded or
+    replicated) gradient: each rank's sums over the entries it counts, added across ranks."""
+    from .distributed import local
+    from .gradstats import GradStats
+    from .measure import LayerGradient, square_sum
+    from .measurement import HIST_BINS
+
+    rows = []
+    numels = []
+    for spec in layers:
+        tensors = [params[w] for w in spec.weights if w in params]
+        mine = [p for p in tensors if reducer.counts_here(p)]
+        grads = [local(p.grad) if p.grad is not None else None for p in mine]
+        s = grad_stats(grads, [local(p).numel() for p in mine])
+        sq = sum(square_sum(g) for g in grads if g is not None)
+        rows.append([sq, s.zeros, s.nonfinite, s.positive, s.negative, float(s.used), *s.hist, *s.hist_negative])
+        numels.append(sum(p.numel() for p in tensors))  # a DTensor's numel is the whole tensor's
+    width = 6 + 2 * HIST_BINS
+    flat = reducer.sum([x for row in rows for x in row])
+    contract, stats = [], []
+    for i, (spec, n) in enumerate(zip(layers, numels)):
+        row = flat[i * width:(i + 1) * width]
+        sq = row[0]
+        norm = math.sqrt(sq) if math.isfinite(sq) else sq
+        contract.append(LayerGradient(spec.module, norm, norm / math.sqrt(n) if n else 0.0, n))
+        s = GradStats(numel=n, zeros=int(row[1]), nonfinite=int(row[2]), positive=int(row[3]), negative=int(row[4]),
+                      hist=[int(c) for c in row[6:6 + HIST_BINS]], hist_negative=[int(c) for c in row[6 + HIST_BINS:]],
+                      used=row[5] > 0)
+        stats.append(s)
+    return contract, stats
 
 
 def _mark_structural_zeros(out: list[LayerMeasurement], layers: Sequence[LayerSpec], order: dict[str, int],

@@ -52,10 +52,14 @@ class _Accumulator:
     """Per-site running sums, as 0-d tensors (no device sync until ``finish``). Counting uses
     ``count_nonzero``: summing a bool tensor converts it to int64 first, several times slower."""
 
-    def __init__(self, site: ActivationSite, bounds: tuple[float, float] | None) -> None:
+    def __init__(self, site: ActivationSite, bounds: tuple[float, float] | None, keep_units: bool = False) -> None:
         self.site = site
         self.bounds = bounds  # hardtanh's (min_val, max_val)
         self.sums: dict[str, Any] = {}
+        # one rank of several: keep each call's per-unit "active for some example" mask, since a
+        # unit is dead only when no rank's examples switch it on (OR-ed across ranks at the end)
+        self.keep_units = keep_units
+        self.alive: list[Any] = []
 
     def add(self, key: str, value: Any) -> None:
         prev = self.sums.get(key)
@@ -98,7 +102,10 @@ class _Accumulator:
                 else:
                     lo_, hi_ = torch.aminmax(z, dim=0)
                     dead = (hi_ <= 0) | (lo_ >= 6)
-                self.add("dead_units", torch.count_nonzero(dead))
+                if self.keep_units:
+                    self.alive.append((~dead).reshape(-1).cpu())
+                else:
+                    self.add("dead_units", torch.count_nonzero(dead))
 
     def finish(self) -> ActivationSite:
         for key, value in self.sums.items():
@@ -110,8 +117,10 @@ class Probes:
     """Attach with ``with probes.attached(model):`` around the forward; read after backward."""
 
     def __init__(self, layer_modules: list[str], sites: dict, saturation_threshold: float,
-                 order_modules: set[str] | None = None, functional: bool = True) -> None:
+                 order_modules: set[str] | None = None, functional: bool = True, keep_units: bool = False) -> None:
         self.layer_modules = list(layer_modules)
+        self.keep_units = keep_units  # one rank of several: per-unit masks for the cross-rank dead count
+        self._reduced: list[ActivationSite] | None = None
         self.functional = functional  # watch functional calls (costs a Python call per torch op)
         self.sites = sites
         self.threshold = saturation_threshold
@@ -171,7 +180,7 @@ class Probes:
         if acc is None:
             family = "saturating" if op in SATURATING else "relu"
             site = ActivationSite(key, op, family, location, module, self._last_layer, self.threshold)
-            acc = self._acc[key] = _Accumulator(site, bounds)
+            acc = self._acc[key] = _Accumulator(site, bounds, self.keep_units)
         return acc
 
     def _act_pre(self, name: str, op: str | None, bounds: tuple[float, float] | None):
@@ -249,7 +258,56 @@ class Probes:
             self._inside_activation = 0
 
     def activation_sites(self) -> list[ActivationSite]:
+        if self._reduced is not None:
+            return self._reduced
         return [acc.finish() for acc in self._acc.values()]
+
+    def reduce(self, reducer: Any) -> None:
+        """Sum what every rank saw (its rows of the batch): error-signal energies per weight layer,
+        and per activation site the entry counts, with dead units counted over the whole batch."""
+        import numpy as np
+
+        layers = self.layer_modules
+        local = []
+        for name in layers:
+            parts = self.delta_sq.get(name) or []
+            local += [float(sum(parts)), 1.0 if parts else 0.0, float(self.delta_numel.get(name, 0)),
+                      float(sum(self.delta_nonfinite.get(name) or []))]
+        total = reducer.sum(local)
+        for i, name in enumerate(layers):
+            sq, seen, numel, nonfinite = total[4 * i:4 * i + 4]
+            self.delta_sq[name] = [sq] if seen else []
+            self.delta_numel[name] = int(numel)
+            self.delta_nonfinite[name] = [int(nonfinite)] if nonfinite else []
+
+        mine = {}
+        for key, acc in self._acc.items():
+            site = acc.finish()
+            masks = [np.packbits(m.numpy().astype(bool)) for m in acc.alive]
+            mine[key] = (site, [len(m) for m in acc.alive], masks)
+        merged: dict[str, ActivationSite] = {}
+        alive: dict[str, list] = {}
+        for ranks_sites in reducer.gather(mine):
+            for key, (site, sizes, masks) in ranks_sites.items():
+                have = merged.get(key)
+                if have is None:
+                    merged[key] = site
+                    alive[key] = [(n, m) for n, m in zip(sizes, masks)]
+                    continue
+                have.count += site.count
+                have.saturated += site.saturated
+                have.inactive += site.inactive
+                have.calls = max(have.calls, site.calls)
+                prev = alive[key]
+                if len(prev) == len(sizes) and all(a[0] == n for a, n in zip(prev, sizes)):
+                    alive[key] = [(n, np.bitwise_or(a[1], m)) for a, n, m in zip(prev, sizes, masks)]
+                # else the ranks took different paths and their units do not line up: the first
+                # rank's masks stand for the site
+        for key, site in merged.items():
+            if self.keep_units:
+                site.units = sum(n for n, _ in alive[key])
+                site.dead_units = sum(n - int(np.unpackbits(m, count=n).sum()) for n, m in alive[key])
+        self._reduced = list(merged.values())
 
     def delta(self, name: str) -> tuple[float | None, float | None, int]:
         """(norm, rms, non-finite entries) of dL/d(output) over the layer's calls."""

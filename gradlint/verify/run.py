@@ -10,12 +10,12 @@ is a ``StageError("verify", ...)``: GL001 for this model, with the static result
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from typing import Any
 
 from ..ir.errors import StageError
 from .measurement import Measurement
+from .pass_setup import inputs_for, located_at, loss_function
 
 
 def measure_model(graph: Any, built: Any, loaded: Any, example: Any, config: Any,
@@ -28,6 +28,12 @@ def measure_model(graph: Any, built: Any, loaded: Any, example: Any, config: Any
     from .passes import has_functional_activations, layer_specs, run_pass
     from .resources import DeviceError, resolve_device
 
+    from .distributed import active
+
+    if active() is not None:
+        from .sharded import measure_sharded
+
+        return measure_sharded(graph, built, loaded, example, config, active(), saturation_threshold)
     try:
         device = resolve_device(config.device)
     except DeviceError as e:
@@ -35,18 +41,18 @@ def measure_model(graph: Any, built: Any, loaded: Any, example: Any, config: Any
     layers = layer_specs(graph)
     if not layers:
         return None
-    loss_fn, loss_name = _loss_function(loaded, config)
+    loss_fn, loss_name = loss_function(loaded, config)
 
     model, sites, vbuilt, moved = _materialize(built, device, config)
     try:
         with torch.random.fork_rng(devices=_cuda_index(device)):
             torch.manual_seed(config.seed)  # inferred inputs are random: --seed makes them repeatable
-            inputs = _inputs(vbuilt, loaded, config, device, example)
+            inputs = inputs_for(vbuilt, loaded, config, device, example)
         from ..capture.inputs import forward_kwargs
         from ..load.importer import user_stdout_to_stderr
 
         batch = _batch_of(inputs.args)
-        with user_stdout_to_stderr(), _located_at(built.candidate.location):
+        with user_stdout_to_stderr(), located_at(built.candidate.location):
             m = run_pass(model, inputs.args, forward_kwargs(model, inputs), layers, sites=sites, seed=config.seed,
                          loss_fn=loss_fn, loss_name=loss_name, device=device, input_source=inputs.source,
                          thresholds=config.thresholds,
@@ -61,32 +67,6 @@ def measure_model(graph: Any, built: Any, loaded: Any, example: Any, config: Any
     return m
 
 
-
-
-@contextlib.contextmanager
-def _located_at(fallback: Any):
-    """A verify failure with no line of the user's code points at the model's definition."""
-    try:
-        yield
-    except StageError as e:
-        if e.location is None:
-            e.location = fallback
-        raise
-
-
-def _loss_function(loaded: Any, config: Any) -> tuple[Any, str | None]:
-    """``loss = "name"`` in the config names a function in the model file; else the file's
-    ``gradlint_loss``; else the random projection (None)."""
-    if config.loss:
-        fn = getattr(getattr(loaded, "module", None), config.loss, None) if loaded is not None else None
-        if not callable(fn):
-            raise StageError("verify", f"loss {config.loss!r}: the model file defines no function of that name", None,
-                             f"define `def {config.loss}(output): ...` in the file, or drop the `loss` setting")
-        return fn, f"{config.loss}()"
-    fn = getattr(loaded, "loss", None)
-    if callable(fn):
-        return fn, f"{getattr(fn, '__name__', 'gradlint_loss')}()"
-    return None, None
 
 
 def _materialize(built: Any, device: str, config: Any) -> tuple[Any, dict, Any, Any]:
@@ -130,16 +110,6 @@ def _device_of(model: Any) -> Any:
 
     p = next(iter(model.parameters()), None)
     return p.device if p is not None else torch.device("cpu")
-
-
-def _inputs(vbuilt: Any, loaded: Any, config: Any, device: str, analysed: Any) -> Any:
-    from ..capture.inputs import example_inputs_for
-
-    try:
-        # the same image side the capture settled on (Inception's 299 after 224 was rejected)
-        return example_inputs_for(vbuilt, loaded, config, device, side=getattr(analysed, "side", None))
-    except StageError as e:
-        raise StageError("verify", f"building inputs on {device} failed: {e.message}", e.location, e.hint) from None
 
 
 def _batch_of(args: tuple) -> int | None:
