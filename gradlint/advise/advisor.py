@@ -26,7 +26,6 @@ from .edits import apply_edit
 from .weights import InitScheme, OverriddenWeights, reinit_overrides
 
 MAX_FIXES = 6
-MARGIN = 10.0  # "healthy with margin": a decade inside both thresholds (the contract's healthy margin)
 # What the variance-scaled init aims at: well inside the healthy band, but no further from the
 # model's own init than that (an attenuation of exactly 1 can take a sigmoid stack deep into
 # saturation: the smallest gain that is healthy with margin is the gentler change).
@@ -168,10 +167,10 @@ def advise(graph: Any, estimate: Any, model: Any, host: InitHost | None, thresho
 def _with_gain(cand: Candidate, scheme: InitScheme) -> Candidate:
     from dataclasses import replace
 
-    from .candidates import _init_call, _init_name
+    from .candidates import init_call, init_name
 
-    title = cand.title.replace("scaled init (gain 1)", _init_name(scheme))
-    detail = cand.detail.replace(_init_call(InitScheme("scaled_normal", 1.0)), _init_call(scheme))
+    title = cand.title.replace("scaled init (gain 1)", init_name(scheme))
+    detail = cand.detail.replace(init_call(InitScheme("scaled_normal", 1.0)), init_call(scheme))
     changes = [dict(c, gain=scheme.gain) if c.get("op") == "init" else c for c in cand.changes]
     return replace(cand, title=title, detail=detail, scheme=scheme, changes=changes, search_gain=False)
 
@@ -185,14 +184,17 @@ def outside(att: float | None, thresholds: Thresholds) -> float:
 
 
 def _improves(att: float | None, now: float | None, thresholds: Thresholds) -> bool:
-    new, old = outside(att, thresholds), outside(now, thresholds)
+    """Closer to the healthy margin by half a decade, or into it (a model near a threshold is
+    advised too: its GL1xx findings are problems)."""
+    margin = Thresholds(*thresholds.margin)
+    new, old = outside(att, margin), outside(now, margin)
     return new < old - 0.5 or (new == 0.0 and old > 0.0)
 
 
 def rank_key(f: Fix, thresholds: Thresholds, degenerate: bool = False) -> tuple:
     att = f.predicted_attenuation
     if f.predicted_verdict == HEALTHY and att is not None:
-        margin = thresholds.vanishing * MARGIN <= att <= thresholds.exploding / MARGIN and not degenerate
+        margin = thresholds.within_margin(att) and not degenerate
         return (0 if margin else 1, f.size, abs(math.log10(att)))
     return (2, outside(att, thresholds), f.size)
 
@@ -211,8 +213,9 @@ def _distinct(fixes: list[Fix]) -> list[Fix]:
 
 def direction_of(verdict: str | None, attenuation: float | None, thresholds: Thresholds) -> str | None:
     """vanishing / exploding when the attenuation lies outside the healthy margin, else None."""
-    if verdict == VANISHING or (attenuation is not None and 0 < attenuation < thresholds.vanishing * MARGIN):
+    lo, hi = thresholds.margin
+    if verdict == VANISHING or (attenuation is not None and 0 < attenuation < lo):
         return VANISHING
-    if verdict == EXPLODING or (attenuation is not None and attenuation > thresholds.exploding / MARGIN):
+    if verdict == EXPLODING or (attenuation is not None and attenuation > hi):
         return EXPLODING
     return None

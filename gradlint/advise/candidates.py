@@ -147,10 +147,10 @@ class Proposals:
         out = []
         for scheme, search in schemes:
             where = self.host.describe() if self.host else "the model's constructor"
-            title = f"{_init_name(scheme)} on {count} {what} layer{'s' if count != 1 else ''}"
+            title = f"{init_name(scheme)} on {count} {what} layer{'s' if count != 1 else ''}"
             heads = f"; the output layer{'s' if len(self.heads) != 1 else ''} ({', '.join(self.heads)}) get unit " \
                 "gain, std 1/sqrt(fan_in)" if self.heads else ""
-            detail = (f"re-initialize every hidden {what} weight with {_init_call(scheme)} and zero the biases{heads}; "
+            detail = (f"re-initialize every hidden {what} weight with {init_call(scheme)} and zero the biases{heads}; "
                       f"in a method called at the end of {where}")
             cand = Candidate(title, "init", "safe" if self.host else "manual", SIZE["init"], detail,
                              scheme=scheme, reinit=params, search_gain=search)
@@ -387,7 +387,7 @@ class Proposals:
             return None
 
 
-def _init_name(s: InitScheme) -> str:
+def init_name(s: InitScheme) -> str:
     if s.law == "kaiming_normal":
         return "He init"
     if s.law == "xavier_normal":
@@ -397,7 +397,7 @@ def _init_name(s: InitScheme) -> str:
     return f"scaled init (gain {s.gain:.3g})"
 
 
-def _init_call(s: InitScheme) -> str:
+def init_call(s: InitScheme) -> str:
     if s.law == "kaiming_normal":
         extra = f", a={s.slope:g}" if s.slope else ""
         return f"nn.init.kaiming_normal_(w, nonlinearity=\"{s.nonlinearity or 'relu'}\"{extra})"
