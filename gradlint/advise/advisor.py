@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..ir import graph as g
+from ..ir.ops import SATURATING
 from ..ir.verdict import EXPLODING, HEALTHY, VANISHING, Thresholds
 from ..rules.finding import Fix
 from .candidates import Candidate, InitHost, Proposals
@@ -38,12 +40,32 @@ SEARCH_TARGET = {VANISHING: 1e-1, EXPLODING: 1e2}
 SPAN_LIMIT = 2.0
 
 
+# sigmoid/tanh inputs beyond +-5 sit in the flat tails (GL303's definition): a change that puts this
+# share of them there passes the gradient back, but slowly-learning units are what it passes through.
+TAIL = 5.0
+TAIL_LIMIT = 0.3
+
+
 @dataclass
 class Prediction:
     attenuation: float | None
     verdict: str | None
     ratios: list[float | None]
     span: float = 0.0  # decades between the largest and smallest input RMS of the weight layers
+    tails: float = 0.0  # mean share of sigmoid/tanh inputs beyond +-TAIL
+
+
+def tail_share(graph: Any, est: Any) -> float:
+    """Mean over the saturating activations of P(|z| > TAIL) for their Gaussian input."""
+    shares = []
+    for node in graph:
+        if node.kind == g.ACTIVATION and node.op in SATURATING and node.inputs and node.inputs[0] < len(est.signals):
+            x = est.signals[node.inputs[0]]
+            sd = math.sqrt(x.var)
+            if sd > 0:
+                shares.append(0.5 * math.erfc((TAIL - x.mu) / (sd * math.sqrt(2)))
+                              + 0.5 * math.erfc((TAIL + x.mu) / (sd * math.sqrt(2))))
+    return sum(shares) / len(shares) if shares else 0.0
 
 
 def forward_span(graph: Any, est: Any) -> float:
@@ -66,6 +88,7 @@ class Advisor:
         self.thresholds = thresholds
         self.target = math.log10(SEARCH_TARGET.get(direction, 1.0))
         self.span = forward_span(graph, estimate) if estimate.signals else 0.0  # the model's own
+        self.tails = tail_share(graph, estimate) if estimate.signals else 0.0
         self.estimates = 0  # counterfactual estimates run (the benchmark reports the cost)
 
     def predict(self, cand: Candidate, scheme: InitScheme | None = None) -> Prediction:
@@ -81,7 +104,8 @@ class Advisor:
         new = estimate_graph(graph, weights, est.batch, est.input_signals, bounds=False)
         self.estimates += 1
         verdict = self.thresholds.verdict(new.attenuation, structural_zero=bool(new.zero_reason))
-        return Prediction(new.attenuation, verdict, [ly.grad_ratio for ly in new.layers], forward_span(graph, new))
+        return Prediction(new.attenuation, verdict, [ly.grad_ratio for ly in new.layers], forward_span(graph, new),
+                          tail_share(graph, new))
 
     def degenerate(self, p: Prediction) -> bool:
         """The change makes the forward scale drift beyond the limit (and beyond the model's own)."""
@@ -158,6 +182,11 @@ def advise(graph: Any, estimate: Any, model: Any, host: InitHost | None, thresho
         if advisor.degenerate(pred):
             fix.detail += (f". Caution: the activations' scale would drift by {pred.span:.1f} decades across the "
                            "layers, so the ratio looks better than the training will")
+            degenerate.add(id(fix))
+        elif pred.tails > max(TAIL_LIMIT, advisor.tails):
+            fix.detail += (f". Caution: {100 * pred.tails:.0f}% of the sigmoid/tanh inputs would start beyond "
+                           f"+-{TAIL:g}, in the flat tails: the gradient reaches the early layers, but many units "
+                           "learn slowly")
             degenerate.add(id(fix))
         fixes.append(fix)
     fixes.sort(key=lambda f: rank_key(f, thresholds, id(f) in degenerate))

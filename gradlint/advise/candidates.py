@@ -148,8 +148,8 @@ class Proposals:
         for scheme, search in schemes:
             where = self.host.describe() if self.host else "the model's constructor"
             title = f"{init_name(scheme)} on {count} {what} layer{'s' if count != 1 else ''}"
-            heads = f"; the output layer{'s' if len(self.heads) != 1 else ''} ({', '.join(self.heads)}) get unit " \
-                "gain, std 1/sqrt(fan_in)" if self.heads else ""
+            heads = (f"; the output layer{'s' if len(self.heads) != 1 else ''} ({', '.join(self.heads)}) "
+                     f"get{'' if len(self.heads) != 1 else 's'} unit gain, std 1/sqrt(fan_in)") if self.heads else ""
             detail = (f"re-initialize every hidden {what} weight with {init_call(scheme)} and zero the biases{heads}; "
                       f"in a method called at the end of {where}")
             cand = Candidate(title, "init", "safe" if self.host else "manual", SIZE["init"], detail,
