@@ -260,9 +260,53 @@ def test_init_adds_a_constructor_to_a_class_without_one(tmp_path):
     check(tmp_path, before, [HE], after)
 
 
-def test_init_without_torch_nn_import_is_refused(tmp_path):
-    with pytest.raises(CannotRewrite, match="does not import torch.nn"):
-        apply_change("class Net:\n    pass\n", _at(HE, tmp_path / "m.py"), "m.py")
+def test_init_for_a_library_model_built_by_a_factory_imports_torch(tmp_path):
+    before = src('''
+        """Models from a library: the file never imports torch itself."""
+        from torchlib import make_mlp
+
+
+        def build():
+            return make_mlp(depth=6)
+        ''')
+    (tmp_path / "torchlib.py").write_text(src('''
+        import torch.nn as nn
+
+
+        def make_mlp(depth):
+            return nn.Sequential(*[nn.Linear(16, 16) for _ in range(depth)])
+        '''))
+    after = src('''
+        """Models from a library: the file never imports torch itself."""
+        from torchlib import make_mlp
+        import torch
+
+
+        def build():
+            return _gradlint_init(make_mlp(depth=6))
+
+
+        def _gradlint_init(model):
+            # gradlint --fix (GL201): test
+            for m in model.modules():
+                if isinstance(m, (torch.nn.Linear,)):
+                    torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                    if m.bias is not None:
+                        torch.nn.init.zeros_(m.bias)
+            return model
+        ''')
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        check(tmp_path, before, [dict(HE, host={"function": "build"})], after, build="build")
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_init_refuses_a_file_that_rebinds_torch(tmp_path):
+    with pytest.raises(CannotRewrite, match="binds the name `torch`"):
+        apply_change("torch = None\n\n\nclass Net:\n    pass\n", _at(HE, tmp_path / "m.py"), "m.py")
 
 
 # -- activation swap ------------------------------------------------------------------------------------

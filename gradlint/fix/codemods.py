@@ -500,8 +500,11 @@ def init_body(change: dict[str, Any], nn: str, var: str) -> list[str]:
 def init(source: str, change: dict[str, Any], path: str, note: str = "") -> str:
     module = _parse(source, path)
     nn = nn_prefix(module)
-    if nn is None:
-        raise CannotRewrite(f"{path} does not import torch.nn; add the init by hand")
+    if nn is None:  # a file that only calls a library's constructor (timm.create_model): import torch
+        if _binds_torch(module):
+            raise CannotRewrite(f"{path} binds the name `torch` to something else; add the init by hand")
+        module = _with_import_torch(module)
+        nn = "torch.nn"
     host = change["host"]
     comment = f"# {note}" if note else "# gradlint --fix"
     if host.get("class"):
@@ -509,6 +512,29 @@ def init(source: str, change: dict[str, Any], path: str, note: str = "") -> str:
     if host.get("function"):
         return _init_wrapper(module, host["function"], change, nn, comment, path).code
     raise CannotRewrite("the fix names no class or function to put the init in")
+
+
+def _binds_torch(module: cst.Module) -> bool:
+    b = _Bindings()
+    for stmt in module.body:
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and stmt.name.value == "torch":
+            return True
+        if not isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            stmt.visit(b)
+    return "torch" in b.bound
+
+
+def _with_import_torch(module: cst.Module) -> cst.Module:
+    """``import torch`` after the module's last top-level import (after its docstring if none)."""
+    body = list(module.body)
+    at = 0
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, cst.SimpleStatementLine) and any(isinstance(x, (cst.Import, cst.ImportFrom)) for x in stmt.body):
+            at = i + 1
+        elif i == 0 and _is_docstring(stmt):
+            at = 1
+    body.insert(at, cst.parse_statement("import torch\n"))
+    return module.with_changes(body=body)
 
 
 def _init_method(module: cst.Module, name: str, change: dict, nn: str, comment: str, path: str) -> cst.Module:
