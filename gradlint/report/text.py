@@ -52,6 +52,9 @@ def fix_table(fixes, indent: str = "    ") -> list[str]:
         mark = "  [applied]" if fx.applied else ""
         lines.append(f"{indent}  {i}. {title:<{width}}  -> {att} {fx.predicted_verdict or '-':<9} "
                      f"{fx.applicability}{mark}")
+    for i, fx in enumerate(fixes, 1):
+        if "Caution: " in fx.detail:
+            lines.append(f"{indent}  {i}. caution: {fx.detail.split('Caution: ', 1)[1]}")
     manual = [fx for fx in fixes if fx.applicability == "manual" and fx.detail]
     for fx in manual[:2]:
         lines.append(f"{indent}  manual ({fx.title}): {fx.detail}")
