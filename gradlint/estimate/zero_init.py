@@ -12,9 +12,14 @@ scale's own gradient is not predicted).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .weights import TensorStats, WeightSource, fan_in
+
+# The weight matrices of the JSON contract's weight layers (not bias or position tables a layer
+# also owns, such as TinyViT's zero-initialized attention_biases, whose gradient is not followed).
+_WEIGHT_MATRIX = re.compile(r"^(weight|in_proj_weight|[qkv]_proj_weight|weight_(ih|hh)_l\d+(_reverse)?)$")
 
 
 def unresolved_zero_weights(graph: Any, weights: WeightSource, batch: int, inputs: dict, est: Any) -> list[str]:
@@ -23,7 +28,8 @@ def unresolved_zero_weights(graph: Any, weights: WeightSource, batch: int, input
 
     layer_weights: dict[str, list[str]] = {}
     for ly in est.layers:
-        names = [n for n in graph[ly.node].attrs.get("weights", ()) if n in weights._params]
+        names = [n for n in graph[ly.node].attrs.get("weights", ())
+                 if n in weights._params and _WEIGHT_MATRIX.match(n.rpartition(".")[2])]
         zero = [n for n in names if (st := weights.stats(n)) is not None and st.zero]
         if zero:
             layer_weights[ly.module] = zero
