@@ -69,7 +69,12 @@ def _formats() -> tuple[str, ...]:
               help="Input shape when the file has no example_inputs(): 8,3,32,32, long:8,35 for token ids; "
                    "repeat it for each input of forward().")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
-@click.option("--show-fixes", is_flag=True, help="Print each finding's fix under it (concise format).")
+@click.option("--show-fixes", is_flag=True, help="Print each finding's ranked fixes and their predicted effect under it.")
+@click.option("--fix", "apply_fixes", is_flag=True,
+              help="Apply the best safe fix (initial weights only) of each model to its source, then re-lint.")
+@click.option("--unsafe-fixes", is_flag=True,
+              help="With --fix or --diff: apply an architecture change when it is predicted better than every safe fix.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print the patch --fix would make, without writing files.")
 @click.option("--show-notes", is_flag=True, help="Also print notes (severity info) in concise and github output.")
 @click.option("--statistics", is_flag=True, help="Count the findings per code instead of listing them (json with --format json).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
@@ -94,8 +99,9 @@ def _formats() -> tuple[str, ...]:
               help="Also analyse the model files that import a given file, as recorded by earlier runs (pre-commit).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of failures.")
 def check(targets: tuple[str, ...], select, extend_select, ignore, output_format, verify, device, batch_size, seed,
-          dtype, input_shape, exit_zero, show_fixes, show_notes, statistics, config_path, timeout, memory_limit, chart,
-          plot, tensorboard, depth, shard_units, no_cache, jobs, with_dependents, debug) -> None:
+          dtype, input_shape, exit_zero, show_fixes, apply_fixes, unsafe_fixes, show_diff, show_notes, statistics,
+          config_path, timeout, memory_limit, chart, plot, tensorboard, depth, shard_units, no_cache, jobs,
+          with_dependents, debug) -> None:
     """Analyse the models in TARGETS (files, folders, file.py::Name)."""
     from .ir import errors
 
@@ -171,6 +177,19 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
     if rank != 0:  # only rank 0 writes the report; the others exit with the same code
         sys.exit(EXIT_ERROR if session.internal_errors or report.usage_errors
                  else EXIT_FINDINGS if report.problems and not exit_zero else EXIT_CLEAN)
+    # only rank 0 gets here: one process rewrites the files
+    if any(m.fixes for m in report.models):
+        from .fix.apply import annotate
+
+        annotate(report)  # a fix whose edit cannot be made on today's source is manual
+    if unsafe_fixes and not (apply_fixes or show_diff):
+        click.echo("gradlint: note: --unsafe-fixes only matters with --fix or --diff", err=True)
+    if show_diff or apply_fixes:
+        report, changed = _fix(report, show_diff, unsafe_fixes,
+                               lambda: run(specs, config, enabled, jobs=max(jobs, 1), use_cache=use_cache)[0])
+        if show_diff:
+            sys.exit(EXIT_FINDINGS if changed and not exit_zero else EXIT_CLEAN)
+
     if statistics:
         from .report.statistics import render_statistics
 
@@ -196,6 +215,43 @@ def check(targets: tuple[str, ...], select, extend_select, ignore, output_format
     if report.problems and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_CLEAN)
+
+
+def _fix(report, diff_only: bool, unsafe: bool, relint):
+    """--diff prints the patch; --fix writes it and returns the re-lint of the rewritten files."""
+    from .fix.apply import commit, rewrite
+
+    plan = rewrite(report, unsafe)
+    for chosen, why in plan.skipped:
+        click.echo(f"gradlint: not fixed: {chosen.model.target}: {chosen.fix.title}: {why}", err=True)
+    if diff_only:
+        patch = plan.diff()
+        sys.stdout.write(patch)
+        n = len(plan.changed)
+        click.echo(f"gradlint: --fix would change {n} file{'s' if n != 1 else ''} ({len(plan.chosen)} fixes)"
+                   if n else "gradlint: nothing to fix", err=True)
+        return report, bool(n)
+    if not plan.changed:
+        unfixable = [m.target for m in report.models if m.fixes and not any(
+            c.model is m for c in plan.chosen)]
+        if unfixable:
+            hint = "" if unsafe else " (--unsafe-fixes allows architecture changes)"
+            click.echo(f"gradlint: no automatic fix for {', '.join(unfixable)}{hint}", err=True)
+        return report, False
+    outcome = commit(plan, relint)
+    for chosen, after in outcome.applied:
+        now = after.summary if after is not None else None
+        result = f"; after the rewrite: {now.estimated_attenuation:.1e} ({now.verdict})" if now and \
+            now.estimated_attenuation is not None else ""
+        att = chosen.fix.predicted_attenuation
+        click.echo(f"gradlint: fixed {chosen.model.target}: {chosen.fix.title} (predicted "
+                   f"{att:.1e}, {chosen.fix.predicted_verdict}){result}", err=True)
+    for chosen, why in outcome.restored:
+        click.echo(f"gradlint: error: undid the fix of {chosen.model.target} ({chosen.fix.title}): {why}; "
+                   "its files are as they were", err=True)
+    for chosen, why in outcome.mismatched:
+        click.echo(f"gradlint: warning: {chosen.model.target}: {why}", err=True)
+    return outcome.report, True
 
 
 def _start_ranks(config):

@@ -140,6 +140,7 @@ class Config:
     plot: str | None = None  # --plot FILE.png (verify; matplotlib extra)
     tensorboard: str | None = None  # --tensorboard DIR (verify; tensorboard extra)
     chart: bool = False  # --chart: gradient-vs-depth chart in the terminal
+    advise: bool = True  # estimate candidate fixes for vanishing/exploding models (findings[].fixes)
     structural: str = "evidence"  # GL1xx: "evidence" (warn only when the gradients say so) or "always"
     cache: bool = True
     cache_dir: str = ".gradlint_cache"
@@ -192,6 +193,7 @@ KEYS: dict[str, tuple[str, str, Any]] = {
               lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
     "shard-units": ("shard_units", "a list of module class names or qualified-name patterns", _is_str_list),
     "cache": ("cache", "true or false", lambda v: isinstance(v, bool)),
+    "advise": ("advise", "true or false", lambda v: isinstance(v, bool)),
     "structural": ("structural", "'evidence' or 'always'", lambda v: v in ("evidence", "always")),
     "cache-dir": ("cache_dir", "a folder path", lambda v: isinstance(v, str)),
     "rules": ("rules", "a table of per-rule option tables", lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values())),

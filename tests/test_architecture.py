@@ -4,8 +4,8 @@ document exists.
 Imports are read with ``ast`` from every module, those inside functions included (a lazy import
 is still a dependency). The layers, lowest first:
 
-    core (config, ir) <- load <- capture <- {estimate, verify} <- rules <- pipeline <- report
-    <- {cli, api, lsp, testing, training}
+    core (config, ir) <- load <- capture <- {estimate, verify} <- rules <- advise <- pipeline
+    <- report <- {cli, api, lsp, testing, training, fix}
 
 A module may import its own layer or a lower one. ``estimate`` and ``verify`` are siblings: they
 never import each other.
@@ -29,9 +29,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("capture", ("gradlint.capture",)),
     ("engine", ("gradlint.estimate", "gradlint.verify")),
     ("rules", ("gradlint.rules",)),
+    ("advise", ("gradlint.advise",)),
     ("pipeline", ("gradlint.pipeline",)),
     ("report", ("gradlint.report",)),
-    ("front", ("gradlint.cli", "gradlint.api", "gradlint.lsp", "gradlint.testing", "gradlint.training",
+    ("front", ("gradlint.cli", "gradlint.api", "gradlint.lsp", "gradlint.testing", "gradlint.training", "gradlint.fix",
                "gradlint.__main__")),
 ]
 # The package itself (``gradlint/__init__.py``) is the public face: ``gradlint.analyze``.

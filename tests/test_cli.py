@@ -102,7 +102,12 @@ def test_check_subcommand_is_the_default(write):
 
 
 def test_show_fixes(write):
+    # a vanishing model: the advisor's ranked fixes; without any, the rule's advice
     _, out, _ = cli(str(write("model.py", deep())), "--select", "GL101", "--show-fixes")
+    assert "    fixes, best first (predicted attenuation after the change):" in out
+    assert "swap Sigmoid -> ReLU" in out
+    _, out, _ = cli(str(write("model.py", deep())), "--select", "GL101", "--show-fixes", "--config", str(
+        write("pyproject.toml", "[tool.gradlint]\nadvise = false\n")))
     assert "    fix: use ReLU" in out
 
 
@@ -393,8 +398,12 @@ def test_json_contract_shape(write):
         assert set(layer) == {"module", "type", "location", "estimate"}
         assert layer["type"] == "Linear" and layer["location"]["line"] == 7
     for f in m["findings"]:
-        assert set(f) == {"code", "name", "severity", "message", "fix", "location"}
+        assert set(f) == {"code", "name", "severity", "message", "fix", "location", "fixes"}
         assert set(f["location"]) == {"path", "line", "column"}
+        for fx in f["fixes"]:  # Schema 2: fixes with their predicted effect, best first
+            assert {"title", "kind", "predicted_attenuation", "predicted_verdict", "applicability", "applied"} <= set(fx)
+            assert fx["kind"] in ("init", "activation", "normalization", "residual", "gate", "other")
+            assert fx["applicability"] in ("safe", "unsafe", "manual") and fx["applied"] is False
 
 
 def test_debug_shows_the_traceback_only_when_asked(write):

@@ -86,6 +86,12 @@ class Estimate:
     dtype: str = "float32"  # the range the absolute scale was checked against
     collapse: list[Collapse] = field(default_factory=list)  # where a signal leaves that range
     indistinct: Indistinct | None = None  # where two inputs' activations become alike
+    # What the estimate was computed from, kept so that counterfactual estimates (gradlint/advise)
+    # can re-run it with one change: the weight statistics, the batch and the input statistics.
+    # In-process only: the advisor runs where the estimate was made.
+    weights: Any = field(default=None, metadata={"in_process_only": True})
+    batch: int = 1
+    input_signals: dict[int, Signal] = field(default_factory=dict, metadata={"in_process_only": True})
 
     @property
     def collapsed(self) -> str | None:
@@ -101,7 +107,7 @@ class Estimate:
     def plain(self) -> "Estimate":
         """A copy without the per-node working state (signals, gradients, handler steps with their
         closures): what the report keeps and renderers read."""
-        return replace(self, signals=[], grads=[], steps=[])
+        return replace(self, signals=[], grads=[], steps=[], weights=None, input_signals={})
 
 
 def _passthrough(node: Any, ins: list[Signal]) -> Step:
@@ -321,7 +327,9 @@ def _split(contrib, log_g, causes, steps) -> tuple[float, dict[str, float]]:
 
 
 def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[int, Signal] | None = None,
-                   dtype: str = "float32") -> Estimate:
+                   dtype: str = "float32", bounds: bool = True) -> Estimate:
+    """``bounds=False`` skips the worst-case bound and the baseline (their spectral norms are
+    the slow part), for the advisor's counterfactual estimates, which only compare ratios."""
     from .bound import bounds_and_baseline
     from .information import readout
     from .scale import collapses
@@ -330,9 +338,11 @@ def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[i
     steps, unhandled = forward(ctx)
     bw = backward(ctx, steps)
     layers = _layers(ctx, steps, bw)
-    bounds, naive, estimated = bounds_and_baseline(ctx, steps, [ly.node for ly in layers])
-    for ly, b, nv in zip(layers, bounds, naive):
-        ly.bound, ly.naive = b, nv
+    estimated = False
+    if bounds:
+        worst, naive, estimated = bounds_and_baseline(ctx, steps, [ly.node for ly in layers])
+        for ly, b, nv in zip(layers, worst, naive):
+            ly.bound, ly.naive = b, nv
     first = next((i for i, ly in enumerate(layers) if not ly.is_embedding), None)
     att = layers[first].grad_ratio if first is not None else None
     zero_reason = None
@@ -344,7 +354,8 @@ def estimate_graph(graph: Any, weights: WeightSource, batch: int, inputs: dict[i
     assumptions += [f"{name}: values unknown on the meta device; assumed from its module's init"
                     for name in dict.fromkeys(weights.unknown)]
     est = Estimate(layers, att, first, unhandled, assumptions, _flow(graph, bw, layers), bw.edge_gains,
-                   zero_reason, bw.zero_sources, ctx.signals, bw.grads, steps, estimated, dtype=dtype)
+                   zero_reason, bw.zero_sources, ctx.signals, bw.grads, steps, estimated, dtype=dtype,
+                   weights=weights, batch=max(batch, 1), input_signals=dict(inputs or {}))
     est.collapse = collapses(ctx, steps, bw, layers, dtype)
     est.indistinct = readout(ctx, layers)
     return est

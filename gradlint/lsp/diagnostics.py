@@ -107,7 +107,8 @@ def to_diagnostics(findings: list[dict[str, Any]], path: str, lines: Sequence[st
             code_description=types.CodeDescription(href=url) if url else None,
             source=SOURCE,
             related_information=related,
-            data={"name": f.get("name"), "fix": f.get("fix", ""), "target": f.get("target", "")},
+            data={"name": f.get("name"), "fix": f.get("fix", ""), "target": f.get("target", ""),
+                  "fixes": f.get("fixes") or []},
         )
         out.append(Shown(diag, hover_text(f, url)))
     return out

@@ -281,6 +281,13 @@ def build(settings: Settings | None = None) -> GradlintServer:
     def hover(ls: GradlintServer, params: types.HoverParams) -> types.Hover | None:
         return ls.hover(params.text_document.uri, params.position)
 
+    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                    types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
+    def code_action(ls: GradlintServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+        from .code_actions import handle
+
+        return handle(ls, params)
+
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: GradlintServer, *_args) -> None:
         ls.cancel_all()

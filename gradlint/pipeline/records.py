@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..ir.source import Location
 from ..ir.verdict import Thresholds
-from ..rules.finding import Finding
+from ..rules.finding import Finding, Fix
 
 if TYPE_CHECKING:
     from ..estimate.propagate import Estimate
@@ -86,6 +86,7 @@ class ModelReport:
     # the captured graph: in-process only, never sent by a worker nor cached (pipeline/serialize.py)
     graph: LayerGraph | None = field(default=None, metadata={"in_process_only": True})
     depth_check: dict[str, Any] | None = None  # --verify --depth K: the truncated copy's agreement
+    fixes: list[Fix] = field(default_factory=list)  # the advisor's ranked fixes for this model (best first)
 
     @property
     def weight_layers(self) -> list[LayerReport]:

@@ -226,7 +226,39 @@ class RulesStage:
             run.findings += found
 
 
-STAGES: tuple[Stage, ...] = (CaptureStage(), StructureStage(), EstimateStage(), VerifyStage(), RulesStage())
+class AdviseStage:
+    """Fixes with their predicted effect (``advise/``) for the warnings and errors about a model
+    whose gradient vanishes or explodes: GL1xx/GL2xx, and GL3xx when --verify measured."""
+
+    name = "advise"
+    required = False
+
+    def __call__(self, run: ModelRun) -> None:
+        from ..advise import advise, direction_of, init_host
+
+        eligible = [f for f in run.findings if f.severity in ("error", "warning") and _advisable(f.code, run)]
+        est = run.estimate
+        if not eligible or est is None or est.weights is None or not run.config.advise:
+            return
+        th = run.config.thresholds
+        m = run.measurement
+        direction = (direction_of(m.verdict, m.attenuation, th) if m is not None else None) \
+            or direction_of(run.report.summary.verdict, est.attenuation, th)
+        if direction is None:
+            return
+        fixes, count = advise(run.graph, est, run.built.model, init_host(run.built), th, direction)
+        run.report.fixes = fixes
+        run.report.notes.append(f"advise: {count} counterfactual estimates for {len(fixes)} fixes")
+        for f in eligible:
+            f.fixes = list(fixes)  # the same Fix objects: marking one manual or applied marks it everywhere
+
+
+def _advisable(code: str, run: ModelRun) -> bool:
+    return code.startswith(("GL1", "GL2")) or (code.startswith("GL3") and run.measurement is not None)
+
+
+STAGES: tuple[Stage, ...] = (CaptureStage(), StructureStage(), EstimateStage(), VerifyStage(), RulesStage(),
+                             AdviseStage())
 
 
 def _with_frozen(graph: LayerGraph, layers: list[LayerReport]) -> list[LayerReport]:

@@ -8,6 +8,7 @@ Reads the report's estimate (plain data), never the graph: it also works on cach
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 WIDTH = 44  # bar columns
@@ -31,14 +32,38 @@ def _rows(layers: list[Any], vanishing: float, exploding: float) -> list[int]:
     return sorted(i for i in keep if 0 <= i < n)
 
 
+@dataclass
+class Row:
+    """One bar: a layer and its gradient ratio (the estimate's layers, or a fix's prediction)."""
+
+    module: str
+    grad_ratio: float | None
+    zero: str | None = None
+    unused: bool = False
+
+
 def render_chart(model: Any) -> str:
     """The chart of a ``ModelReport``'s estimate ('' when it has none)."""
     layers = model.estimate.layers if model.estimate is not None else []
+    return draw(layers, model.thresholds)
+
+
+def render_chart_after(model: Any, fix: Any) -> str:
+    """The chart the estimate predicts after ``fix`` (its per-layer ratios; same layers)."""
+    layers = model.estimate.layers if model.estimate is not None else []
+    if not fix.ratios or len(fix.ratios) != len(layers):
+        return ""
+    rows = [Row(ly.module, r, None if r else ly.zero, ly.unused) for ly, r in zip(layers, fix.ratios)]
+    return draw(rows, model.thresholds)
+
+
+def draw(layers: list[Any], thresholds: Any) -> str:
+    """Bars for rows with ``module``, ``grad_ratio``, ``zero`` and ``unused``."""
     vals = [ly.grad_ratio for ly in layers]
     logs = [math.log10(v) for v in vals if v is not None and v > 0 and math.isfinite(v)]
     if not logs:
         return ""
-    vanishing, exploding = model.thresholds.vanishing, model.thresholds.exploding
+    vanishing, exploding = thresholds.vanishing, thresholds.exploding
     lo = min(min(logs), 0.0)
     hi = max(max(logs), 0.0)
     lv, le = math.log10(vanishing), math.log10(exploding)

@@ -69,6 +69,8 @@ def result(f: Finding, rule_index: dict[str, int], fallback_path: str, target: s
         }],
         "properties": {"name": f.name, "fix": f.fix.strip(), "target": target},
     }
+    if f.fixes:  # the advisor's ranked fixes (SARIF's own ``fixes`` needs the edits' text: --diff has it)
+        out["properties"]["fixes"] = [{k: v for k, v in fx.to_json().items() if k != "edit"} for fx in f.fixes]
     if f.code in rule_index:
         out["ruleIndex"] = rule_index[f.code]
     return out

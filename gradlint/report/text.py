@@ -42,14 +42,43 @@ def summary_line(report: Report, notes_shown: bool = True) -> str:
     return f"Found {n} {prob} in {with_problems} of {models} {model_word}{fail_txt}.{note_txt}"
 
 
+def fix_table(fixes, indent: str = "    ") -> list[str]:
+    """The ranked fixes of a finding: what changes, the predicted attenuation and verdict after it,
+    and whether --fix may apply it (safe), --unsafe-fixes may (unsafe), or it is described only (manual)."""
+    if not fixes:
+        return []
+    width = min(max(len(fx.title) for fx in fixes), 70)
+    lines = [f"{indent}fixes, best first (predicted attenuation after the change):"]
+    for i, fx in enumerate(fixes, 1):
+        att = _fmt(fx.predicted_attenuation)
+        title = fx.title if len(fx.title) <= width else fx.title[: width - 3] + "..."
+        mark = "  [applied]" if fx.applied else ""
+        lines.append(f"{indent}  {i}. {title:<{width}}  -> {att} {fx.predicted_verdict or '-':<9} "
+                     f"{fx.applicability}{mark}")
+    for i, fx in enumerate(fixes, 1):
+        if "Caution: " in fx.detail:
+            lines.append(f"{indent}  {i}. caution: {fx.detail.split('Caution: ', 1)[1]}")
+    manual = [fx for fx in fixes if fx.applicability == "manual" and fx.detail]
+    for fx in manual[:2]:
+        lines.append(f"{indent}  manual ({fx.title}): {fx.detail}")
+    return lines
+
+
 def render_concise(report: Report, out: IO[str], show_fixes: bool = False, chart: bool = False,
                    show_notes: bool = False) -> None:
     for m in report.models:
+        shown = None  # a model's findings share its fixes: the table once, under the first
         for f in m.findings:
             if not (f.is_problem or show_notes):
                 continue
             out.write(finding_line(f, m.path) + "\n")
-            if show_fixes and f.fix:
+            if show_fixes and f.fixes:
+                if shown is None or [x.title for x in f.fixes] != shown:
+                    out.writelines(line + "\n" for line in fix_table(f.fixes))
+                    shown = [x.title for x in f.fixes]
+                else:
+                    out.write(f"    fixes: as above (best: {f.fixes[0].title})\n")
+            elif show_fixes and f.fix:
                 out.write(f"    fix: {f.fix}\n")
         # --chart: the gradient-vs-depth picture, indented so problem matchers skip it
         picture = render_chart(m) if chart else ""
@@ -117,6 +146,8 @@ def render_full(report: Report, out: IO[str]) -> None:
             out.write(picture.rstrip("\n") + "\n")
         for line in explanation_lines(m):
             out.write(line + "\n")
+        for line in redesign_lines(m):
+            out.write(line + "\n")
         for f in m.findings:
             out.write(finding_line(f, m.path) + "\n")
             if f.fix:
@@ -125,6 +156,22 @@ def render_full(report: Report, out: IO[str]) -> None:
             out.write(f"   note: {note}\n")
         out.write("\n")
     out.write(summary_line(report) + "\n")
+
+
+def redesign_lines(m: ModelReport) -> list[str]:
+    """The advisor's ranked fixes and the chart after the best one."""
+    if not m.fixes:
+        return []
+    from .chart import render_chart_after
+
+    lines = ["   Redesign: each candidate change estimated on the captured graph (nothing was rebuilt)"]
+    lines += fix_table(m.fixes, indent="   ")
+    best = m.fixes[0]
+    picture = render_chart_after(m, best)
+    if picture:
+        lines.append(f"   after the best fix ({best.title}):")
+        lines += picture.rstrip("\n").split("\n")
+    return lines
 
 
 def explanation_lines(m: ModelReport) -> list[str]:

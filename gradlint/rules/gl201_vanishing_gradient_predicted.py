@@ -42,6 +42,8 @@ class VanishingGradientPredicted(Rule):
         Xavier with `calculate_gain` for tanh); PyTorch's default (sigma_w^2 = 1/3) shrinks the
         gradient every layer. Recurrence: LSTM/GRU with forget bias 1, orthogonal W_hh, shorter
         sequences.
+        `gradlint --show-fixes` estimates these changes on the model itself and ranks them by their
+        predicted effect; `gradlint --fix` applies the best one that changes only the initial weights.
     """
     references = [
         "Poole et al. 2016, Exponential expressivity in deep neural networks through transient chaos",

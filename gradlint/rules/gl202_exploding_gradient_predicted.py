@@ -41,6 +41,8 @@ class ExplodingGradientPredicted(Rule):
         Residual branches that add up: scale each branch, zero-init its last layer
         (Fixup/SkipInit), or add normalization. Init too large for the activation: use Kaiming or
         Xavier with `nn.init.calculate_gain`.
+        `gradlint --show-fixes` estimates these changes on the model itself and ranks them by their
+        predicted effect; `gradlint --fix` applies the best one that changes only the initial weights.
     """
     references = [
         "Yang et al. 2019, A Mean Field Theory of Batch Normalization",
