@@ -25,7 +25,7 @@ from ..ir.verdict import EXPLODING, HEALTHY, VANISHING, Thresholds
 from ..rules.finding import Fix
 from .candidates import Candidate, InitHost, Proposals
 from .edits import apply_edit
-from .weights import InitScheme, OverriddenWeights, reinit_overrides
+from .weights import InitScheme, reinit_overrides
 
 MAX_FIXES = 6
 # What the variance-scaled init aims at: well inside the healthy band, but no further from the
@@ -99,11 +99,12 @@ class Advisor:
         weights = est.weights
         scheme = scheme or cand.scheme
         if scheme is not None and cand.reinit:
-            weights = OverriddenWeights(weights, reinit_overrides(weights, cand.reinit, scheme))
+            weights = weights.with_overrides(reinit_overrides(weights, cand.reinit, scheme))
         # the edited graph keeps the input nodes' ids (edits only insert after them)
-        new = estimate_graph(graph, weights, est.batch, est.input_signals, bounds=False)
+        new = estimate_graph(graph, weights, est.batch, est.input_signals, dtype=est.dtype, bounds=False)
         self.estimates += 1
-        verdict = self.thresholds.verdict(new.attenuation, structural_zero=bool(new.zero_reason))
+        verdict = self.thresholds.verdict(new.attenuation, structural_zero=bool(new.zero_reason),
+                                          collapsed=new.collapsed)
         return Prediction(new.attenuation, verdict, [ly.grad_ratio for ly in new.layers], forward_span(graph, new),
                           tail_share(graph, new))
 

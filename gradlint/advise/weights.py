@@ -46,35 +46,6 @@ class InitScheme:
         return f"variance-scaled N(0, ({self.gain:.3g})^2/fan_in)"
 
 
-class OverriddenWeights:
-    """A ``WeightSource`` look-alike: ``stats`` of the overridden parameters come from the new
-    init law, the rest from the model. Overridden tensors have no real values (``tensor`` is
-    None), so the bound, if asked, uses the random-matrix estimate for them."""
-
-    def __init__(self, base: Any, overrides: dict[str, TensorStats]) -> None:
-        self.base = base
-        self.overrides = overrides
-        self.unknown: list[str] = list(getattr(base, "unknown", []))
-
-    def stats(self, name: str | None, block: int = 0, blocks: int = 1) -> TensorStats | None:
-        if name is not None and name in self.overrides:
-            st = self.overrides[name]
-            if blocks > 1 and st.shape and st.shape[0] % blocks == 0:
-                return TensorStats((st.shape[0] // blocks, *st.shape[1:]), st.second, st.mean, st.zero,
-                                   st.measured, st.source)
-            return st
-        return self.base.stats(name, block, blocks)
-
-    def tensor(self, name: str) -> Any:
-        return None if name in self.overrides else self.base.tensor(name)
-
-    def numel(self, name: str) -> int:
-        return self.base.numel(name)
-
-    def shape(self, name: str) -> tuple[int, ...]:
-        return self.base.shape(name)
-
-
 def reinit_overrides(weights: Any, params: dict[str, str], scheme: InitScheme) -> dict[str, TensorStats]:
     """Statistics of each re-initialized parameter: ``params`` maps a canonical parameter name to
     its role, ``weight`` (drawn from the scheme), ``head`` (unit gain: N(0, 1/fan_in)) or ``bias`` (zeros)."""

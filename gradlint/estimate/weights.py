@@ -157,7 +157,11 @@ class WeightSource:
         if name is None or name not in self._params:
             return None
         if name in self.overrides:
-            return self.overrides[name]
+            st = self.overrides[name]
+            if blocks > 1 and st.shape and st.shape[0] % blocks == 0:  # one gate's rows
+                return TensorStats((st.shape[0] // blocks, *st.shape[1:]), st.second, st.mean, st.zero,
+                                   st.measured, st.source)
+            return st
         key = (name, block, blocks)
         if key not in self._cache:
             self._cache[key] = self._measure(name, block, blocks) if self.materialized else self._formula(name, block, blocks)
