@@ -171,3 +171,20 @@ def test_signal_order_is_repaired():
 
 
 
+
+
+def test_x_minus_its_own_alias_is_a_shift_not_a_cancellation():
+    """A capture can alias a statistic of x to x itself (``x - x.amax(-1, keepdim=True)`` before a
+    logsumexp): the subtraction keeps x's energy and passes its gradient, instead of predicting an
+    exact zero (a false GL204 'underflow' on x-transformers' AutoregressiveWrapper)."""
+    lg = LayerGraph()
+    src = lg.add(g.LINEAR, "x", out_shape=(8, 32))
+    node = lg.add(g.ADD, "sub", [src.id, src.id], in_shapes=[(8, 32), (8, 32)], out_shape=(8, 32))
+    lg.add(g.OUTPUT, "output", [node.id], in_shapes=[(8, 32)])
+    ctx = Context(lg, _NoWeights(), batch=8)
+    x = Signal(2.0, 0.0, 0.1, 0.1)
+    ctx.signals = [x]
+    step = registry.lookup(g.ADD, "sub")(node, [x, x], ctx)
+    assert step.out.m == pytest.approx(2.0)
+    assert step.backward(Grad(1.0))[0].g == pytest.approx(1.0)
+    assert any("shifted" in text for _, text in ctx.assumptions)

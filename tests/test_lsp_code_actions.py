@@ -69,7 +69,7 @@ def test_quick_fix_is_the_codemod_and_clears_the_finding(tmp_path):
 
     async def scenario() -> None:
         ed = Editor()
-        init = await ed.start(tmp_path, {"timeout": 120})
+        init = await ed.start(tmp_path, {"timeout": 120, "analyzeOn": "open"})
         assert init.capabilities.code_action_provider
         try:
             n = len(ed.published)

@@ -244,3 +244,68 @@ def test_assert_gradients_flow_fails_on_a_collapsed_signal():
         layers += [lin, nn.ReLU()]
     with pytest.raises(GradientFlowError, match="underflow float32"):
         assert_gradients_flow(nn.Sequential(*layers), torch.randn(8, 64))
+
+
+def test_integer_timesteps_promoted_by_a_float_op_keep_their_statistics(tmp_path):
+    """``t[:, None] * freqs[None, :]`` with integer timesteps (denoising-diffusion-pytorch's
+    sinusoidal embedding, no explicit ``.float()``): the product carries the timesteps' measured
+    statistics, not an exact zero reported as a float32 underflow (GL204)."""
+    path = tmp_path / "temb.py"
+    path.write_text('''
+import math
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self, dim=32):
+        super().__init__()
+        self.dim = dim
+        self.inp = nn.Linear(16, dim)
+        self.t1 = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, 16)
+
+    def forward(self, x, t):
+        half = self.dim // 2
+        freqs = torch.exp(torch.arange(half, device=x.device) * -(math.log(10000) / (half - 1)))
+        emb = t[:, None] * freqs[None, :]
+        emb = torch.cat((emb.sin(), emb.cos()), dim=-1)
+        return self.out(torch.relu(self.inp(x) + self.t1(emb)))
+
+
+def example_inputs():
+    return (torch.randn(16, 16), torch.randint(0, 1000, (16,)))
+''', encoding="utf-8")
+    model = analyze_path(f"{path}::Net", select=["GL2"]).models[0]
+    assert model.estimate.collapse == [], model.estimate.collapse
+    assert model.summary.verdict == "healthy", model.summary
+
+
+def test_a_log_softmax_after_the_last_layer_is_not_forgetting(tmp_path):
+    """Subtracting a per-sample statistic after the last weight layer (a hand-written log-softmax)
+    makes the raw outputs alike in cosine, but it is the loss's business: no GL205."""
+    path = tmp_path / "lsm.py"
+    path.write_text('''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(64, 64) for _ in range(4)])
+        self.out = nn.Linear(64, 32)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = F.relu(layer(x))
+        y = self.out(x)
+        return y - y.exp().sum(-1, keepdim=True).log()
+
+
+def example_inputs():
+    return (torch.randn(16, 64),)
+''', encoding="utf-8")
+    model = analyze_path(f"{path}::Net", select=["GL2"]).models[0]
+    assert model.estimate.indistinct is None, model.estimate.indistinct

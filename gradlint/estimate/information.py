@@ -127,6 +127,11 @@ def readout(ctx: Any, layers: list) -> Indistinct | None:
     if not outs:
         return None
     out_f = max(forgetting(i) for i in outs)
+    # what the ops after the last weight layer do (log_softmax's shift by a per-sample statistic, a
+    # sigmoid output) is the loss's business, not the network's: judged at the last layer's output
+    trained = [ly.node for ly in layers if not ly.is_embedding and forgetting(ly.node) is not None]
+    if trained:
+        out_f = max(out_f, forgetting(max(trained)))
     if out_f >= FORGETTING_LIMIT:
         return None
     for ly in layers:

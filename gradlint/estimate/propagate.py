@@ -132,6 +132,10 @@ def forward(ctx: Context) -> tuple[list[Step], list[Unhandled]]:
     ctx.signals = []
     for node in graph:
         ins = [ctx.signals[i] for i in node.inputs]
+        if node.is_float:  # integer model inputs promoted by a float op (t[:, None] * freqs): their statistics
+            for j, i in enumerate(node.inputs):
+                if graph[i].kind == g.INPUT and not graph[i].is_float and i in ctx.input_signals:
+                    ins[j] = ctx.input_signals[i]
         for j, i in enumerate(node.inputs):  # a reader of the class token sees the class token
             pre = ctx.prefix.get(i)
             if pre is not None and prefix.reads_prefix(node, j, graph[i], pre, ctx):

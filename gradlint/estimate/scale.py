@@ -114,7 +114,9 @@ def collapses(ctx: Any, steps: list, bw: Any, layers: list, dtype: str) -> list[
 def _inputs_in_range(ctx: Any, node: Any, rng: dtypes.DtypeRange) -> bool:
     """The node makes the underflow itself (its float inputs, if any, are still above the limit)."""
     floats = [i for i in node.inputs if ctx.graph[i].is_float]
-    return not floats or any(ctx.signals[i].m > 0 and math.sqrt(ctx.signals[i].m) >= rng.tiny for i in floats)
+    if not floats:  # made from integers (whose statistics may be unknown) or from weights alone
+        return bool(node.params)
+    return any(ctx.signals[i].m > 0 and math.sqrt(ctx.signals[i].m) >= rng.tiny for i in floats)
 
 
 def _layer_owner(graph: Any) -> dict[int, str]:

@@ -96,6 +96,12 @@ def _add(node, ins, ctx) -> Step:
     # the same tensor twice (x + x) adds coherently
     merged: dict[int, float] = {}
     for i, c in zip(node.inputs, coeffs):
+        if merged.get(i) is not None and merged[i] + c == 0.0:
+            # x - x: the capture aliased a statistic of x to x itself (x - x.amax(-1, keepdim=True) before
+            # a logsumexp): a shift, not a cancellation; x passes through
+            ctx.assume(node, "x minus a statistic of x (a max or a mean the capture did not record): "
+                             "taken as x shifted", once=True)
+            continue
         merged[i] = merged.get(i, 0.0) + c
     m = mu = c_ = p = s = 0.0
     seen = []
