@@ -254,3 +254,110 @@ def example_inputs():
     model = analyze_path(f"{path}::Net", select=["GL2"]).models[0]
     assert model.summary.verdict == "healthy", model.summary
     assert not [f for f in model.findings if f.code == "GL201"]
+
+
+def test_a_detach_that_cuts_every_path_is_a_vanishing_error(tmp_path):
+    """``self.b(self.a(x).detach())``: the layers before the detach never learn. The estimate says
+    so (exactly zero, GL201 naming where the gradient stops), and the layers after it are still
+    estimated (they were a constant input before detach became a node of its own)."""
+    path = tmp_path / "cut.py"
+    path.write_text(HEADER + """
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+        self.b = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.b(self.a(x).detach())
+
+
+def example_inputs():
+    return (torch.randn(16, 32),)
+""", encoding="utf-8")
+    model = analyze_path(f"{path}::Net", select=["GL2"]).models[0]
+    ratios = {ly.module: ly.estimate["grad_ratio"] for ly in model.layers}
+    assert ratios["a.0"] == 0.0 and ratios["a.2"] == 0.0
+    assert 0.05 < ratios["b.0"] < 2.0
+    (gl201,) = [f for f in model.findings if f.code == "GL201"]
+    assert "between a.2 and b.0" in gl201.message and gl201.severity == "error"
+
+
+def test_a_detached_side_branch_is_not_a_cut(tmp_path):
+    """A straight-through estimator, x + (q - x).detach(), keeps a gradient path: no finding."""
+    path = tmp_path / "st.py"
+    path.write_text(HEADER + """
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64))
+        self.dec = nn.Sequential(nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        z = self.enc(x)
+        q = torch.round(z * 4) / 4
+        return self.dec(z + (q - z).detach())
+
+
+def example_inputs():
+    return (torch.randn(16, 32),)
+""", encoding="utf-8")
+    model = analyze_path(f"{path}::Net", select=["GL2"]).models[0]
+    assert model.summary.verdict == "healthy", model.summary
+    assert not [f for f in model.findings if f.code == "GL201"]
+
+
+def test_an_unmodelled_op_passes_its_float_input_not_an_index(tmp_path):
+    """``scatter_add(dim, index, src)`` (message passing in graph networks) has no handler: the
+    estimate passes the float tensor through, not the integer index, so the layers before it keep
+    a gradient (PyG's GIN was estimated 0 everywhere but the head, measured 0.5)."""
+    path = tmp_path / "gnn.py"
+    path.write_text(HEADER + """
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(32, 32) for _ in range(3)])
+        self.head = nn.Linear(32, 2)
+
+    def forward(self, x, dst):
+        index = dst[:, None].expand(-1, x.shape[1])
+        for layer in self.layers:
+            x = torch.relu(layer(x))
+            x = x + torch.zeros_like(x).scatter_add(0, index, x) / 4
+        return self.head(x)
+
+
+def example_inputs():
+    return torch.randn(64, 32), torch.randint(0, 64, (64,))
+""", encoding="utf-8")
+    model = analyze_path(f"{path}::Net", select=["GL2"]).models[0]
+    ratios = [ly.estimate["grad_ratio"] for ly in model.layers]
+    assert all(r and r > 1e-2 for r in ratios), ratios
+
+
+def test_a_module_called_with_keyword_inputs_is_captured_with_them(tmp_path):
+    """Hooks capture (fx fails on the data-dependent branch): ``attn(query=x, key=x, value=x)``
+    used to be an attention without inputs, its weights estimated at 0 (torchaudio's Conformer)."""
+    path = tmp_path / "kw.py"
+    path.write_text(HEADER + """
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(16, 32)
+        self.attn = nn.MultiheadAttention(32, 4)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        h = self.inp(x)
+        if h.abs().sum() > 0:  # no symbolic tracing past this
+            h = h + self.attn(query=h, key=h, value=h, need_weights=False)[0]
+        return self.head(h)
+
+
+def example_inputs():
+    return (torch.randn(10, 4, 16),)
+""", encoding="utf-8")
+    model = analyze_path(f"{path}::Net", select=["GL2"]).models[0]
+    assert model.capture != "fx"
+    ratios = {ly.module: ly.estimate["grad_ratio"] for ly in model.layers}
+    assert ratios["attn"] and ratios["attn"] > 1e-2, ratios

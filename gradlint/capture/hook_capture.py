@@ -31,7 +31,7 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
     refs: dict[int, Ref] = {}
     keep: list[Any] = []  # keep tensors alive so ids are never reused during the capture
     names = {id(m): n for n, m in model.named_modules()}
-    state = {"leaf": None, "depth": 0, "inputs": None}
+    state: dict[str, Any] = {"leaf": None, "depth": 0, "inputs": None, "fresh": None}
     stack: list[str] = []  # qualified names of the modules whose forward is running
 
     def ref_of(t: Any) -> Ref:
@@ -58,6 +58,16 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
             return
         state["leaf"], state["depth"] = module, 1
         state["inputs"] = tensors_in(inputs, [])
+        state["fresh"] = module  # its keyword inputs come next, from kwargs_hook
+
+    def kwargs_hook(module: Any, args: Any, kwargs: Any) -> None:
+        """Global hooks see positional inputs only: ``self_attn(query=x, key=x, value=x)`` would
+        be an attention without inputs. A per-module hook with kwargs adds them (they run after
+        the global pre-hook)."""
+        if state.get("fresh") is module:
+            state["fresh"] = None
+            if kwargs:
+                state["inputs"] = state["inputs"] + tensors_in(kwargs, [])
 
     def post_hook(module: Any, inputs: Any, output: Any) -> None:
         if state["leaf"] is None and stack and stack[-1] == names.get(id(module)):
@@ -102,6 +112,8 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
     for i, t in enumerate(tensors_in((args, kwargs), [])):
         bind(t, Ref(node=b.add_input(f"input_{i}", t)))
     handles = [register_module_forward_pre_hook(pre_hook), register_module_forward_hook(post_hook)]
+    handles += [m.register_forward_pre_hook(kwargs_hook, with_kwargs=True) for m in model.modules()
+                if not isinstance(m, torch.jit.ScriptModule)]  # which refuse hooks (their inputs are positional)
     try:
         with Recorder(), torch.no_grad():
             output = model(*args, **kwargs)

@@ -416,7 +416,9 @@ NON_TENSOR = frozenset({"size", "dim", "numel", "shape", "dtype", "device", "is_
                         # (timm's drop_path: x.new_empty(shape).bernoulli_(keep)): no gradient
                         "new_empty", "new_zeros", "new_ones", "new_full", "new_tensor",
                         "rand_like", "randn_like", "randint_like", "empty_strided"})
-STOP_GRADIENT = frozenset({"detach", "argmax", "argmin", "eq", "ne", "lt", "gt", "le", "ge",
+# (``detach`` is not here: it is a node of its own, "other"/"detach", that passes the statistics
+# forward and no gradient back, so what follows it is still estimated)
+STOP_GRADIENT = frozenset({"argmax", "argmin", "eq", "ne", "lt", "gt", "le", "ge",
                            "logical_not", "logical_and", "logical_or", "isnan", "isinf", "isfinite",
                            "sign", "round", "floor", "ceil", "bool", "long", "int", "arange",
                            "zeros", "ones", "full", "empty", "randn", "rand", "randint", "tensor",

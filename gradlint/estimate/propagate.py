@@ -110,11 +110,16 @@ class Estimate:
         return replace(self, signals=[], grads=[], steps=[], weights=None, input_signals={})
 
 
-def _passthrough(node: Any, ins: list[Signal]) -> Step:
-    out = ins[0] if ins else UNIT
+def _passthrough(node: Any, ins: list[Signal], graph: Any = None) -> Step:
+    """An op with no handler: its first floating input passes through unchanged (an index tensor
+    first, as in ``scatter_add(index, src)``, carries no signal and no gradient)."""
     n = len(node.inputs)
-    return Step(out, lambda grad: [grad] + [Grad(0.0)] * (n - 1), cause="unmodelled ops",
-                lipschitz=[1.0] + [0.0] * (n - 1), bound_is_estimate=True)
+    j = 0
+    if graph is not None:
+        j = next((k for k, i in enumerate(node.inputs) if graph[i].is_float), 0)
+    out = ins[j] if ins else UNIT
+    return Step(out, lambda grad: [grad if k == j else Grad(0.0) for k in range(n)], cause="unmodelled ops",
+                lipschitz=[1.0 if k == j else 0.0 for k in range(n)], bound_is_estimate=True)
 
 
 def _where(node: Any) -> str:
@@ -154,7 +159,7 @@ def forward(ctx: Context) -> tuple[list[Step], list[Unhandled]]:
                 unhandled.append(Unhandled(node.kind, node.op, _where(node), f"{type(e).__name__}: {e}"))
         handled = step is not None
         if step is None:
-            step = _passthrough(node, ins)
+            step = _passthrough(node, ins, graph)
         out = step.out
         if not all(math.isfinite(v) for v in (out.m, out.mu, out.c, out.p)):
             out = Signal(min(out.m, 1e300) if math.isfinite(out.m) else 1e300)

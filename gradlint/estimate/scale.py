@@ -74,6 +74,9 @@ def collapses(ctx: Any, steps: list, bw: Any, layers: list, dtype: str) -> list[
             where = (node.module or node.op or node.kind) + (f" after {belongs}" if belongs else "")
         out.append(Collapse(kind, signal, rng.name, limit, value, node.id, where, belongs, node.location, count))
 
+    # An exact 0.0 is never an underflow: it comes from the structure (zero weights, GL203's; an
+    # output the loss never reads) or from an op the estimate could not follow, not from a positive
+    # value too small for the dtype.
     # forward, in execution order: the first node whose output leaves the range
     for node in graph:
         if node.kind in (g.INPUT, g.OUTPUT) or not node.is_float or node.id in ctx.forward_zero:
@@ -81,7 +84,7 @@ def collapses(ctx: Any, steps: list, bw: Any, layers: list, dtype: str) -> list[
         m = ctx.signals[node.id].m
         rms = math.sqrt(m) if m > 0 else 0.0
         count = _numel(node.out_shape)
-        if rms < rng.tiny and _inputs_in_range(ctx, node, rng):
+        if 0.0 < rms < rng.tiny and _inputs_in_range(ctx, node, rng):
             add(UNDERFLOW, FORWARD, node, rms)
         elif count and rms * dtypes.peak_factor(count) > rng.max:
             add(OVERFLOW, FORWARD, node, rms * dtypes.peak_factor(count))
@@ -95,14 +98,14 @@ def collapses(ctx: Any, steps: list, bw: Any, layers: list, dtype: str) -> list[
         if not count:
             continue
         rms = math.sqrt(max(grad.g, 0.0) / count)
-        if rms < rng.tiny:
+        if 0.0 < rms < rng.tiny:
             add(UNDERFLOW, GRADIENT, node, rms)
         elif rms * dtypes.peak_factor(count) > rng.max:
             add(OVERFLOW, GRADIENT, node, rms * dtypes.peak_factor(count))
 
     # weight gradients, in forward order (the first layer past the limit, and how many are)
     live = [ly for ly in layers if not ly.zero and not ly.unused]
-    low = [ly for ly in live if ly.grad_rms < rng.tiny]
+    low = [ly for ly in live if 0.0 < ly.grad_rms < rng.tiny]
     high = [ly for ly in live if ly.grad_rms > rng.max]
     for kind, group in ((UNDERFLOW, low), (OVERFLOW, high)):
         if group:

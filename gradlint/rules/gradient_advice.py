@@ -37,6 +37,8 @@ def predicted_finding(rule: Any, ctx: Any, direction: str) -> Any:
     threshold = ctx.thresholds.vanishing if vanishing else ctx.thresholds.exploding
     first = first_layer(est)
     att = est.attenuation
+    if vanishing and first is not None and att == 0.0 and not est.zero_reason and not est.collapse:
+        return _cut_finding(rule, est, first)
     if first is None or att is None or att <= 0:
         return None
     if vanishing and (att >= threshold or est.zero_reason):
@@ -124,3 +126,23 @@ def fix_for_exploding(cause: str | None, est: Any) -> str:
                 "(nn.init.calculate_gain), or add normalization")
     return "add normalization, reduce the initial weight scale, or clip gradients"
 
+
+
+def _cut_finding(rule: Any, est: Any, first: Any) -> Any:
+    """No gradient at all reaches the first layer, and no zero weight explains it: every path from
+    the loss back to it is cut (``.detach()``, ``torch.no_grad()``, a round trip through integers),
+    or passes an op the estimate could not follow. Those layers would never train."""
+    layers = [ly for ly in est.layers if not ly.is_embedding]
+    dead = [ly for ly in layers if ly.grad_ratio == 0.0]
+    live = next((ly for ly in layers[layers.index(dead[-1]) + 1:] if ly.grad_ratio), None) if dead else None
+    where = (f"the gradient stops between {dead[-1].module} and {live.module}" if live is not None
+             else f"the gradient stops after {dead[-1].module}" if dead else "")
+    unmodelled = sorted({u.op for u in est.unhandled})
+    others = len(dead) - 1
+    who = f"{first.module} and {others} more weight layer{'s' if others != 1 else ''}" if others > 0 else first.module
+    msg = (f"predicted vanishing gradient: {who} get{'s' if others <= 0 else ''} no gradient at all from the loss "
+           f"(exactly 0): every path back to {'them' if others > 0 else 'it'} is cut" + (f"; {where}" if where else "")
+           + (f" (the estimate does not model {', '.join(unmodelled[:3])}: check with --verify)" if unmodelled else ""))
+    fix = ("remove the .detach() / torch.no_grad() / integer round trip between those layers and the output, or "
+           "freeze them on purpose (requires_grad_(False)) so they are not expected to learn")
+    return rule.finding(msg, first.location, fix)

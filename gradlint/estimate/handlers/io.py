@@ -35,3 +35,13 @@ def to_float(node, ins, ctx) -> Step:
         raise Unsupported("integer values made float whose statistics are unknown")
     n = len(node.inputs)
     return Step(stats, lambda grad: [Grad(0.0)] * n, cause="input", lipschitz=[0.0] * n)
+
+
+@handles(g.OTHER, "detach")
+def detach(node, ins, ctx) -> Step:
+    """``x.detach()``: the same values forward, no gradient back (what feeds it never learns from
+    what follows)."""
+    if not ins:
+        raise Unsupported("detach without an input")
+    n = len(node.inputs)
+    return Step(ins[0], lambda grad: [Grad(0.0)] * n, cause="detach", lipschitz=[0.0] * n)
