@@ -123,13 +123,18 @@ def readout(ctx: Any, layers: list) -> Indistinct | None:
         src = next((i for i in graph[ly.node].inputs if graph[i].is_float), None)
         ly.cosine = cosine(ctx.signals[src]) if src is not None else None
 
-    outs = [i for o in graph.outputs for i in o.inputs if graph[i].is_float and forgetting(i) is not None]
+    def wide(i: int) -> bool:  # the cosine of two samples' single numbers (a regression head) says nothing
+        shape = graph[i].out_shape or ()
+        return math.prod(shape[1:]) > 1 if len(shape) > 1 else False
+
+    outs = [i for o in graph.outputs for i in o.inputs
+            if graph[i].is_float and forgetting(i) is not None and wide(i)]
     if not outs:
         return None
     out_f = max(forgetting(i) for i in outs)
     # what the ops after the last weight layer do (log_softmax's shift by a per-sample statistic, a
     # sigmoid output) is the loss's business, not the network's: judged at the last layer's output
-    trained = [ly.node for ly in layers if not ly.is_embedding and forgetting(ly.node) is not None]
+    trained = [ly.node for ly in layers if not ly.is_embedding and forgetting(ly.node) is not None and wide(ly.node)]
     if trained:
         out_f = max(out_f, forgetting(max(trained)))
     if out_f >= FORGETTING_LIMIT:
