@@ -447,3 +447,15 @@ def test_a_recurrent_state_input_is_left_to_start_at_zero():
     found = analyzed(analyze_path(FILES / "rnn_with_state.py"))
     m = found["RNNModel"]
     assert [ly.type for ly in m.layers] == ["Embedding", "LSTM", "Linear"] and m.summary.verdict == "healthy"
+
+
+def test_the_files_own_config_instance_is_used_over_the_class_defaults(tmp_path):
+    """``config = GPTConfig(n_layer=1)`` at module level is the configuration the file means (an HF
+    BertConfig(num_hidden_layers=4) beside a classifier taking it): GPT(config), not GPT(GPTConfig())."""
+    source = (FILES / "config_dataclass.py").read_text(encoding="utf-8")
+    path = tmp_path / "with_instance.py"
+    path.write_text(source + "\n\nconfig = GPTConfig(n_layer=1)\n", encoding="utf-8")
+    found = analyzed(analyze_path(path))
+    default = analyzed(analyze_path(FILES / "config_dataclass.py"))
+    assert list(found) == ["GPT(config)"]
+    assert len(found["GPT(config)"].layers) == len(default["GPT(GPTConfig())"].layers) - 4

@@ -26,6 +26,10 @@ def spectral_norm(tensor: Any, rows: int, taps: int = 1, iterations: int = 12) -
 
     with torch.no_grad():
         w = tensor.detach().float()
+        if w.dim() < 2 or (not (taps > 1 and w.dim() > 2) and w.numel() % max(rows, 1)):
+            # a vector broadcast over positions (CaiT's LayerScale, a per-channel gain) scales each
+            # entry: the operator norm of a diagonal is its largest entry
+            return float(w.abs().max()) if w.numel() else 0.0
         if taps > 1 and w.dim() > 2:
             w = w.reshape(w.shape[0], w.shape[1], -1).permute(2, 0, 1)  # (taps, out, in)
         else:

@@ -466,7 +466,13 @@ class Discovery:
             config = self.config_class_for(name, params[p])
             if config is None:
                 return False
-            args.append(f"{config}()")
+            # the file's own instance of that class (``config = BertConfig(num_hidden_layers=4)``) is the
+            # configuration it means; the class's defaults only when it has none
+            cfg_cls = vars(self.module).get(config)
+            instances = [n for n in sorted(self.scan.module_names)
+                         if not n.startswith("_") and isinstance(cfg_cls, type)
+                         and type(vars(self.module).get(n)) is cfg_cls]
+            args.append(instances[0] if len(instances) == 1 else f"{config}()")
         positional = all(params[p].kind != params[p].KEYWORD_ONLY for p in needs)
         expr = f"{name}({', '.join(args if positional else [f'{p}={a}' for p, a in zip(needs, args)])})"
         module = self.module
