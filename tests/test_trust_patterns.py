@@ -361,3 +361,33 @@ def example_inputs():
     assert model.capture != "fx"
     ratios = {ly.module: ly.estimate["grad_ratio"] for ly in model.layers}
     assert ratios["attn"] and ratios["attn"] > 1e-2, ratios
+
+
+def test_a_policy_returning_log_probs_keeps_its_gradient_path(tmp_path):
+    """torch.distributions' Categorical: logits minus their logsumexp, then broadcast_tensors(actions,
+    log_pmf) and a gather. The action head used to get no gradient (broadcast_tensors judged by its
+    integer first output), so no ratio could be formed (stable-baselines3's PPO policy)."""
+    path = tmp_path / "policy.py"
+    path.write_text(HEADER + """
+from torch.distributions import Categorical
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh())
+        self.pi = nn.Linear(64, 4)
+
+    def forward(self, obs):
+        dist = Categorical(logits=self.pi(self.body(obs)))
+        return dist.log_prob(dist.sample())
+
+
+def example_inputs():
+    return (torch.randn(16, 8),)
+""", encoding="utf-8")
+    model = analyze_path(f"{path}::Net", select=["GL2"]).models[0]
+    ratios = {ly.module: ly.estimate["grad_ratio"] for ly in model.layers}
+    assert ratios["pi"] == 1.0 and all(r and r > 0 for r in ratios.values()), ratios
+    assert not [u for u in model.estimate.unhandled if u.op == "logsumexp"]
+    assert model.summary.verdict is not None

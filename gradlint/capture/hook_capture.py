@@ -104,6 +104,12 @@ def capture_hooks(model: Any, sites: Any, args: tuple, kwargs: dict) -> Any:
             if not any(r.traced for r in in_refs):
                 return out
             outs = tensors_in(out, [])
+            if name == "broadcast_tensors" and len(outs) == len(tensors):
+                # views of each input (torch.distributions' log_prob: broadcast_tensors(actions, logits)):
+                # each output is its own input, not one node judged by the first (integer) output
+                for t_out, r in zip(outs, in_refs):
+                    bind(t_out, r)
+                return out
             ref = b.function_call(name, tuple(fargs), fkwargs, in_refs, tensors, outs[0] if outs else None,
                                   user_location(sys._getframe(1)), stack[-1] if stack else None)
             bind(out, ref)

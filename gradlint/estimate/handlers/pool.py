@@ -186,3 +186,19 @@ def vector_norm(node, ins, ctx) -> Step:
     n_extra = len(node.inputs) - 1
     return Step(out, lambda grad: [Grad(grad.g, 0.0)] + [Grad(0.0)] * n_extra, cause="normalization",
                 lipschitz=[1.0] + [0.0] * n_extra, bound_is_estimate=True)
+
+
+@handles(g.OTHER, "logsumexp")
+def logsumexp(node, ins, ctx) -> Step:
+    """log sum_k exp(x_k) (log-softmax's normalizer, a cross-entropy inside the model): at
+    initialization the logits are small, so it is their mean plus log k, and its gradient, softmax(x),
+    is spread evenly (energy 1/k, like a mean). Lipschitz 1 (softmax sums to 1)."""
+    from .merge import _add_const
+
+    big_k, positions = _reduction(node, ctx)
+    step = _average(node, ins, ctx, big_k, big_k, 1, False) if positions else _feature_average(node, ins, big_k, False)
+    step.out = _add_const(step.out, math.log(big_k)).clean()
+    step.lipschitz = [1.0] + [0.0] * (len(node.inputs) - 1)
+    step.bound_is_estimate = True
+    step.cause = "logsumexp"
+    return step
