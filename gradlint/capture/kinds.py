@@ -330,7 +330,10 @@ _FUNCTIONS: dict[str, tuple[str, str | None, dict]] = {
     "native_batch_norm_legit": _fn(g.NORM, "batch_norm"),
     "native_batch_norm_legit_no_training": _fn(g.NORM, "batch_norm"),
     "layer_norm": _fn(g.NORM), "native_layer_norm": _fn(g.NORM, "layer_norm"),
-    "group_norm": _fn(g.NORM), "native_group_norm": _fn(g.NORM, "group_norm"),
+    # F.group_norm(x, num_groups, weight, bias, eps) (timm's GroupNormAct); aten's native_group_norm
+    # (x, weight, bias, N, C, HxW, group, eps)
+    "group_norm": _fn(g.NORM, num_groups=(1, "num_groups", None)),
+    "native_group_norm": _fn(g.NORM, "group_norm", num_groups=(6, "group", None)),
     "instance_norm": _fn(g.NORM), "rms_norm": _fn(g.NORM), "fused_rms_norm": _fn(g.NORM, "rms_norm"),
     "normalize": _fn(g.NORM, "l2_normalize"),
     "relu": _fn(g.ACTIVATION), "relu6": _fn(g.ACTIVATION),
