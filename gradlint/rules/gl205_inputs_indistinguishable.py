@@ -38,7 +38,8 @@ class InputsIndistinguishable(Rule):
         and points at the first weight layer whose input has. This can happen while the gradient
         ratio looks healthy (GL201 silent): the gradient flows, but it carries almost nothing about
         which input produced it. With `--verify` the measured cosine similarity between the
-        batch's samples at that layer confirms it.
+        batch's samples at that layer confirms it; when the measured samples differ more than ten
+        times as much as predicted, and by more than e^-6, the finding becomes a note that says so.
     """
     why = """
         If every input reaches the last layers as the same vector (up to one part in a thousand),
@@ -142,8 +143,9 @@ class InputsIndistinguishable(Rule):
             lm = m.layer(info.layer)
             if lm is not None and lm.cosine is not None:
                 msg += f"; measured cosine similarity between the batch's samples there: {_cos(lm.cosine)}"
-                if 1.0 - lm.cosine > 10 * max(1.0 - info.cosine, 1e-12):
-                    # the measured samples differ ten times more than predicted: the batch contradicts it
+                if 1.0 - lm.cosine > max(10 * (1.0 - info.cosine), math.exp(-6)):
+                    # the measured samples differ ten times more than predicted, and by more than the
+                    # forgetting limit: the batch contradicts it
                     msg += "; not raised: the measured batch contradicts the prediction"
                     severity = "info"
         yield self.finding(msg, info.location, _fix(info), severity=severity)
