@@ -58,6 +58,17 @@ def _silent(t: dict | None) -> bool:
     return False
 
 
+def _gl205_confirmed(r: dict) -> bool:
+    """GL205 claims the ordered phase, not a gradient problem: the --verify run measures the batch's
+    cosine similarity at the layer it names and keeps it a warning only when it agrees."""
+    return any(f["code"] == "GL205" and f.get("severity") in PROBLEM for f in (r.get("verify") or {}).get("findings") or [])
+
+
+def _unconfirmed(r: dict) -> list[dict]:
+    """The static problems a gradient-healthy measurement does not confirm."""
+    return [f for f in _problems(_worked(r)) if not (f["code"] == "GL205" and _gl205_confirmed(r))]
+
+
 def _problems(t: dict) -> list[dict]:
     return [f for f in t.get("findings") or [] if f.get("severity") in PROBLEM and not f["code"].startswith("GL0")]
 
@@ -221,7 +232,9 @@ def render(data: dict) -> str:
         pairs.append((r, static, r["verify"]["summary"]["measured_verdict"]))
     agree = [r for r, s, m in pairs if s == m]
     healthy_meas = [(r, s) for r, s, m in pairs if m in ("healthy", "structural-zero")]
-    false_warn = [r for r, s in healthy_meas if _problems(_worked(r))]
+    false_warn = [r for r, s in healthy_meas if _unconfirmed(r)]
+    ordered = [r for r, s in healthy_meas if any(f["code"] == "GL205" for f in _problems(_worked(r)))]
+    ordered_ok = [r for r in ordered if _gl205_confirmed(r)]
     bad_meas = [(r, s, m) for r, s, m in pairs if m in ("vanishing", "exploding")]
     misses = [r for r, s, m in bad_meas if s != m]
     no_estimate = [r for r in either if not (_worked(r).get("summary") or {}).get("verdict")]
@@ -251,7 +264,8 @@ def render(data: dict) -> str:
     w("")
     w("Silent pass: exit 0 with no model in the report, or a model with 0 weight layers and no warning. "
       "False warning: the measured batch says healthy (or structural-zero) and the static run raised a GL1xx/GL2xx "
-      "warning or error. Miss: the measured batch says vanishing/exploding and the static verdict does not.")
+      "warning or error (a GL205 the measured cosine similarity confirms excepted: it claims the ordered phase, not "
+      "a gradient problem). Miss: the measured batch says vanishing/exploding and the static verdict does not.")
 
     # -- by style and by section -------------------------------------------------------------------
     w("\n## By how the file makes its model\n")
@@ -335,8 +349,12 @@ def render(data: dict) -> str:
             w("\nDisagreements: " + ", ".join(f"`{r['id']}` ({s or 'none'} vs {m})" for r, s, m in dis) + ".")
         if false_warn:
             w("\nFalse warnings (healthy by measurement): " + ", ".join(
-                f"`{r['id']}` ({', '.join(sorted({f['code'] for f in _problems(_worked(r))}))})" for r in false_warn)
+                f"`{r['id']}` ({', '.join(sorted({f['code'] for f in _unconfirmed(r)}))})" for r in false_warn)
               + ".")
+        if ordered:
+            w(f"\nGL205 (inputs indistinguishable) on gradient-healthy models: {len(ordered)}; the measured cosine "
+              f"similarity confirms {len(ordered_ok)} (" + ", ".join(f"`{r['id']}`" for r in ordered_ok)
+              + "); a confirmed GL205 is not a false warning: it claims the ordered phase, not a gradient problem.")
         if bad_meas:
             w("\nVanishing/exploding by measurement: " + ", ".join(
                 f"`{r['id']}` ({m}; static {s or 'none'}{'' if s == m else ': MISS'})" for r, s, m in bad_meas) + ".")
