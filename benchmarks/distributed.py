@@ -96,8 +96,10 @@ def fits(path: str) -> dict:
 
 def depth(path: str, factory: str, start: int) -> dict:
     for k in range(start, 0, -1):
+        # --memory-limit 0: the worker's default 8 GiB address-space cap is below one 8192-wide block
         rc, so, se, wall, peak = run(gradlint(f"{path}::{factory}", "--depth", str(k), "--format", "json",
-                                              "--exit-zero", "--batch-size", "2", "--timeout", "3000"))
+                                              "--exit-zero", "--batch-size", "2", "--timeout", "3000",
+                                              "--memory-limit", "0"))
         rep = json.loads(so) if so.strip() else {"models": [{}]}
         model = rep["models"][0]
         if model.get("depth_check"):

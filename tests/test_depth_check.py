@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from click.testing import CliRunner
 
@@ -83,3 +85,26 @@ class Flat(nn.Module):
     gl001 = [f for f in model["findings"] if f["code"] == "GL001"]
     assert code == 1 and len(gl001) == 1 and "repeated" in gl001[0]["message"]
     assert "Traceback" not in err
+
+
+def test_the_fit_check_counts_the_memory_cap_and_says_how_to_raise_it():
+    """Under the worker's address-space cap (memory-limit) free machine memory is not free to the
+    worker: the fit check (and so --depth's choice of K) uses what the cap leaves, and its message
+    says to raise memory-limit, instead of the build dying "over the 8 GiB memory cap" midway."""
+    code = r'''
+import resource
+import torch.nn as nn
+from gradlint.ir.errors import StageError
+from gradlint.verify.resources import available_bytes, cap_left_bytes, check_fits
+size = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (size + (96 << 20), resource.RLIM_INFINITY))
+left = cap_left_bytes()
+assert left is not None and left <= 96 << 20 and available_bytes("cpu") == left, (left, available_bytes("cpu"))
+try:
+    check_fits(nn.Linear(4096, 4096, device="meta"), "cpu", already_there=False)
+except StageError as e:
+    print(e.message, "|", e.hint)
+'''
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "under the memory cap" in out.stdout and "memory-limit" in out.stdout, out.stdout

@@ -51,12 +51,21 @@ def parameter_bytes(model: Any) -> int:
 
 
 def available_bytes(device: str) -> int | None:
-    """Memory free for new allocations on ``device``; None when unknown."""
+    """Memory free for new allocations on ``device``; None when unknown. On the CPU also what the
+    process's address-space cap (``memory-limit``) leaves: a worker cannot use free memory past it."""
     if device.startswith("cuda"):
         import torch
 
         free, _total = torch.cuda.mem_get_info(torch.device(device))
         return int(free)
+    free = _system_available()
+    left = cap_left_bytes()
+    if left is not None:
+        free = left if free is None else min(free, left)
+    return free
+
+
+def _system_available() -> int | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
@@ -68,6 +77,19 @@ def available_bytes(device: str) -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def cap_left_bytes() -> int | None:
+    """Address space this process may still map under RLIMIT_AS, or None without a cap."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return max(soft - size, 0)
 
 
 def gib(n: float) -> str:
@@ -83,11 +105,14 @@ def check_fits(model: Any, device: str, already_there: bool) -> None:
     free = available_bytes(device)
     if free is None or need <= 0.9 * free:
         return
+    capped = not device.startswith("cuda") and cap_left_bytes() == free
     raise StageError(
         "verify",
         f"the model needs about {gib(need)} on {device} for {'gradients' if already_there else 'weights and gradients'} "
-        f"before any activation, and {gib(free)} is free",
-        hint="verify a smaller configuration of the model (e.g. 'model.py::Net(depth=4)'), or another --device",
+        f"before any activation, and {gib(free)} is free" + (" under the memory cap" if capped else ""),
+        hint=("raise memory-limit (--memory-limit 32GiB, or 0 for no cap) when the machine has the memory, or "
+              "verify a smaller configuration" if capped else
+              "verify a smaller configuration of the model (e.g. 'model.py::Net(depth=4)'), or another --device"),
     )
 
 
