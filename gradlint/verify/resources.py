@@ -65,6 +65,14 @@ def available_bytes(device: str) -> int | None:
     return free
 
 
+def limited_by_cap(device: str) -> bool:
+    """Whether the address-space cap, not the machine's free memory, bounds ``available_bytes``."""
+    if device.startswith("cuda"):
+        return False
+    left, free = cap_left_bytes(), _system_available()
+    return left is not None and (free is None or left < free)
+
+
 def _system_available() -> int | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
@@ -105,7 +113,7 @@ def check_fits(model: Any, device: str, already_there: bool) -> None:
     free = available_bytes(device)
     if free is None or need <= 0.9 * free:
         return
-    capped = not device.startswith("cuda") and cap_left_bytes() == free
+    capped = limited_by_cap(device)
     raise StageError(
         "verify",
         f"the model needs about {gib(need)} on {device} for {'gradients' if already_there else 'weights and gradients'} "

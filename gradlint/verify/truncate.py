@@ -55,7 +55,7 @@ def truncated_copy(built: Any, keep: int, device: str) -> tuple[Any, Blocks]:
     blocks it was cut from. ``StageError("verify", ...)`` when the model has no repeated blocks,
     or the copy would not fit."""
     from ..load.build import build_model, count_parameters
-    from .resources import available_bytes, cap_left_bytes, gib, parameter_bytes
+    from .resources import available_bytes, gib, limited_by_cap, parameter_bytes
 
     if getattr(built.candidate, "prebuilt", None) is not None:
         raise StageError("verify", f"--depth {keep}: the model was built by the file at import (a module-level "
@@ -74,7 +74,7 @@ def truncated_copy(built: Any, keep: int, device: str) -> tuple[Any, Blocks]:
         need = 2 * parameter_bytes(twin)
         free = available_bytes(device)
         if free is not None and need > 0.9 * free:
-            capped = not device.startswith("cuda") and cap_left_bytes() == free
+            capped = limited_by_cap(device)
             raise StageError("verify", f"--depth {keep}: the copy with {keep} of {blocks.count} blocks needs about "
                              f"{gib(need)} on {device} for weights and gradients, and {gib(free)} is free"
                              + (" under the memory cap" if capped else ""), built.candidate.location,
