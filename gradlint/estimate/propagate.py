@@ -110,13 +110,11 @@ class Estimate:
         return replace(self, signals=[], grads=[], steps=[], weights=None, input_signals={})
 
 
-def _passthrough(node: Any, ins: list[Signal], graph: Any = None) -> Step:
+def _passthrough(node: Any, ins: list[Signal], graph: Any) -> Step:
     """An op with no handler: its first floating input passes through unchanged (an index tensor
     first, as in ``scatter_add(index, src)``, carries no signal and no gradient)."""
     n = len(node.inputs)
-    j = 0
-    if graph is not None:
-        j = next((k for k, i in enumerate(node.inputs) if graph[i].is_float), 0)
+    j = next((k for k, i in enumerate(node.inputs) if graph[i].is_float), 0)
     out = ins[j] if ins else UNIT
     return Step(out, lambda grad: [grad if k == j else Grad(0.0) for k in range(n)], cause="unmodelled ops",
                 lipschitz=[1.0 if k == j else 0.0 for k in range(n)], bound_is_estimate=True)
