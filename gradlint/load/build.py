@@ -77,6 +77,9 @@ def allocation_guard(limit: int) -> Any:
                 self.total += n
             return func(*args, **kwargs)
 
+    from .lazy_dynamo import defer_one
+
+    defer_one(AllocationGuard.__dict__["__torch_dispatch__"])  # torch wrapped it to import torch._dynamo on first call
     return AllocationGuard()
 
 

@@ -37,28 +37,45 @@ class _UntilDynamoLoads:
         return real(*args, **kwargs)
 
 
+def _wrapper_code() -> Any:
+    """The code object of torch's ``_disable_dynamo`` wrapper, or None on a torch whose wrapper
+    looks different."""
+    try:
+        import torch._compile
+
+        code = torch._compile._disable_dynamo(lambda: None).__code__
+    except (ImportError, AttributeError, TypeError):
+        return None
+    return code if code.co_freevars == ("fn", "recursive") else None
+
+
+def _seed(wrapper: Any) -> bool:
+    fn, recursive = (cell.cell_contents for cell in wrapper.__closure__)
+    if getattr(fn, "__dynamo_disable", None) is not None:
+        return False
+    try:
+        setattr(fn, "__dynamo_disable", _UntilDynamoLoads(fn, recursive))
+    except (AttributeError, TypeError):  # a builtin: leave it to torch
+        return False
+    return True
+
+
 def defer_dynamo_import() -> int:
     """Give every ``torch._disable_dynamo`` wrapper alive now its stand-in; returns how many."""
     if "torch._dynamo" in sys.modules:
         return 0
-    try:
-        import torch._compile
-
-        probe = torch._compile._disable_dynamo(lambda: None)
-        code = probe.__code__
-        if code.co_freevars != ("fn", "recursive"):
-            return 0
-    except (ImportError, AttributeError, TypeError):
+    code = _wrapper_code()
+    if code is None:
         return 0
-    seeded = 0
-    for obj in gc.get_objects():
-        if type(obj) is not types.FunctionType or obj.__code__ is not code or obj is probe:
-            continue
-        fn, recursive = (cell.cell_contents for cell in obj.__closure__)
-        if getattr(fn, "__dynamo_disable", None) is None:
-            try:
-                setattr(fn, "__dynamo_disable", _UntilDynamoLoads(fn, recursive))
-            except (AttributeError, TypeError):  # a builtin: leave it to torch
-                continue
-            seeded += 1
-    return seeded
+    return sum(_seed(obj) for obj in gc.get_objects()
+               if type(obj) is types.FunctionType and obj.__code__ is code)
+
+
+def defer_one(wrapper: Any) -> None:
+    """The same for one wrapper made later (a dispatch mode's ``__torch_dispatch__``, which
+    torch wraps when the class is created)."""
+    if "torch._dynamo" in sys.modules or type(wrapper) is not types.FunctionType:
+        return
+    code = _wrapper_code()
+    if code is not None and wrapper.__code__ is code:
+        _seed(wrapper)
