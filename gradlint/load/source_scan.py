@@ -1,4 +1,5 @@
-"""What a model file's source says, read with libcst without running any of it: which module-level
+"""What a model file's source says, read with the standard library's ``ast`` (no third-party
+import on the cold path) without running any of it: which module-level
 functions return a model (factories), which constructor calls have only literal arguments, which
 names each class uses, and which names the module binds.
 
@@ -43,189 +44,226 @@ class FileScan:
     module_names: set[str] = field(default_factory=set)  # names bound at module level, outside __main__
 
 
-def dotted(node) -> str | None:
+def dotted(node: ast.AST | None) -> str | None:
     """``nn.Sequential`` for an Attribute chain of Names, ``Net`` for a Name, else None."""
-    import libcst as cst
-
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
         inner = dotted(node.value)
-        return f"{inner}.{node.attr.value}" if inner else None
+        return f"{inner}.{node.attr}" if inner else None
     return None
 
 
-def _is_main_guard(node) -> bool:
+def _is_main_guard(node: ast.If) -> bool:
     """``if __name__ == "__main__":``"""
-    import libcst as cst
-
     test = node.test
-    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+    if not isinstance(test, ast.Compare) or len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
         return False
-    sides = [test.left, test.comparisons[0].comparator]
-    names = [s for s in sides if isinstance(s, cst.Name) and s.value == "__name__"]
-    strings = [s for s in sides if isinstance(s, cst.SimpleString) and s.evaluated_value == "__main__"]
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    strings = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
     return bool(names and strings)
 
 
-def _literal(code: str) -> bool:
+def _literal(node: ast.AST) -> bool:
     try:
-        ast.literal_eval(code)
+        ast.literal_eval(node)
         return True
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return False
 
 
-def scan_source(text: str) -> FileScan:
-    """Read ``text`` (a whole module); raises libcst's ParserSyntaxError on broken code."""
-    import libcst as cst
-    from libcst.metadata import MetadataWrapper, PositionProvider
+def _literal_arguments(call: ast.Call) -> bool:
+    """Every argument, positional or keyword, is a literal (``*args`` and ``**kwargs`` are not)."""
+    return (all(not isinstance(a, ast.Starred) and _literal(a) for a in call.args)
+            and all(k.arg is not None and _literal(k.value) for k in call.keywords))
 
-    module = cst.parse_module(text)
-    wrapper = MetadataWrapper(module)
+
+class _Text:
+    """The source of a node on one line, as written (``ast.get_source_segment`` without its
+    per-call split of the whole text); still valid Python on that one line."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines(keepends=True)
+        self.starts = [0]
+        for line in self.lines:
+            self.starts.append(self.starts[-1] + len(line.encode("utf-8")))
+        self.data = text.encode("utf-8")
+
+    def of(self, node: ast.AST) -> str:
+        begin = self.starts[node.lineno - 1] + node.col_offset
+        stop = self.starts[node.end_lineno - 1] + node.end_col_offset
+        text = " ".join(self.data[begin:stop].decode("utf-8", errors="replace").split())
+        try:
+            ast.parse(text, mode="eval")
+        except SyntaxError:  # a comment inside a call written over several lines swallows the rest
+            return ast.unparse(node)
+        return text
+
+
+def scan_source(text: str) -> FileScan:
+    """Read ``text`` (a whole module); raises SyntaxError on broken code."""
+    tree = ast.parse(text)
+    source = _Text(text)
     out = FileScan()
 
-    def code(node) -> str:
-        return " ".join(module.code_for_node(node).split())
-
-    class Visitor(cst.CSTVisitor):
-        METADATA_DEPENDENCIES = (PositionProvider,)
-
+    class Visitor(ast.NodeVisitor):
         def __init__(self) -> None:
             self.scopes: list[tuple[str, str]] = []  # ("class" | "def", name), outermost first
             self.in_main = 0
 
-        # -- where we are --------------------------------------------------------------------
         def _owner(self) -> tuple[str, str] | None:
             return self.scopes[0] if self.scopes else None
 
-        def visit_ClassDef(self, node) -> None:
-            if not self.scopes:
-                out.class_uses.setdefault(node.name.value, set())
-                out.class_calls.setdefault(node.name.value, set())
-                if not self.in_main:
-                    out.module_names.add(node.name.value)
-            self.scopes.append(("class", node.name.value))
-
-        def leave_ClassDef(self, node) -> None:
+        def _scoped(self, kind: str, node: ast.AST) -> None:
+            self.scopes.append((kind, node.name))
+            self._uses(node.name)
+            self.generic_visit(node)
             self.scopes.pop()
 
-        def visit_FunctionDef(self, node) -> None:
+        # -- where we are --------------------------------------------------------------------
+        def visit_ClassDef(self, node: ast.ClassDef) -> None:
             if not self.scopes:
-                out.function_uses.setdefault(node.name.value, set())
+                out.class_uses.setdefault(node.name, set())
+                out.class_calls.setdefault(node.name, set())
                 if not self.in_main:
-                    out.module_names.add(node.name.value)
-                    self._read_returns(node)
-            self.scopes.append(("def", node.name.value))
+                    out.module_names.add(node.name)
+            self._scoped("class", node)
 
-        def leave_FunctionDef(self, node) -> None:
-            self.scopes.pop()
+        def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+            if not self.scopes:
+                out.function_uses.setdefault(node.name, set())
+                if not self.in_main:
+                    out.module_names.add(node.name)
+                    _read_returns(node, out)
+            self._scoped("def", node)
 
-        def visit_If(self, node) -> None:
-            if not self.scopes and _is_main_guard(node):
-                self.in_main += 1
+        visit_AsyncFunctionDef = visit_FunctionDef
 
-        def leave_If(self, node) -> None:
-            if not self.scopes and _is_main_guard(node):
-                self.in_main -= 1
+        def visit_If(self, node: ast.If) -> None:
+            guard = not self.scopes and _is_main_guard(node)
+            self.in_main += guard
+            self.generic_visit(node)
+            self.in_main -= guard
 
         # -- what it says --------------------------------------------------------------------
-        def visit_Name(self, node) -> None:
+        def _uses(self, name: str | None) -> None:
             owner = self._owner()
-            if owner is not None:
+            if owner is not None and name:
                 table = out.class_uses if owner[0] == "class" else out.function_uses
-                table.setdefault(owner[1], set()).add(node.value)
+                table.setdefault(owner[1], set()).add(name)
 
-        def visit_Call(self, node) -> None:
+        # every identifier written in a body: names, attributes (``models.Block``), parameters,
+        # keywords, nested definitions and imports
+        def visit_Name(self, node: ast.Name) -> None:
+            self._uses(node.id)
+
+        def visit_Attribute(self, node: ast.Attribute) -> None:
+            self._uses(node.attr)
+            self.generic_visit(node)
+
+        def visit_arg(self, node: ast.arg) -> None:
+            self._uses(node.arg)
+            self.generic_visit(node)
+
+        def visit_keyword(self, node: ast.keyword) -> None:
+            self._uses(node.arg)
+            self.generic_visit(node)
+
+        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+            for part in (node.module or "").split("."):
+                self._uses(part)
+            self.generic_visit(node)
+
+        def visit_alias(self, node: ast.alias) -> None:
+            for part in node.name.split("."):
+                self._uses(part)
+            self._uses(node.asname)
+
+        def visit_Call(self, node: ast.Call) -> None:
             callee = dotted(node.func)
-            if callee is None:
-                return
-            owner = self._owner()
-            if owner is not None and owner[0] == "class":
-                out.class_calls.setdefault(owner[1], set()).add(callee)
-            literal = all(arg.star == "" and _literal(code(arg.value)) for arg in node.args)
-            if literal and node.args:
-                line = self.get_metadata(PositionProvider, node).start.line
-                out.calls.append(Call(callee, code(node), line, True))
+            if callee is not None:
+                owner = self._owner()
+                if owner is not None and owner[0] == "class":
+                    out.class_calls.setdefault(owner[1], set()).add(callee)
+                if (node.args or node.keywords) and _literal_arguments(node):
+                    out.calls.append(Call(callee, source.of(node), node.lineno, True))
+            self.generic_visit(node)
 
-        def visit_Assign(self, node) -> None:
+        def visit_Assign(self, node: ast.Assign) -> None:
             if not self.scopes and not self.in_main:
                 for t in node.targets:
-                    out.module_names.update(_bound_names(t.target))
+                    out.module_names.update(_bound_names(t))
+            self.generic_visit(node)
 
-        def visit_AnnAssign(self, node) -> None:
+        def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
             if not self.scopes and not self.in_main and node.value is not None:
                 out.module_names.update(_bound_names(node.target))
+            self.generic_visit(node)
 
-        # -- factories -------------------------------------------------------------------------
-        def _read_returns(self, fn) -> None:
-            """The callees a module-level function's return values come from, or nothing."""
-            assigned: dict[str, list[str]] = {}
-            returns: list = []
-            _collect(fn.body, assigned, returns)
-            if any(isinstance(v, (cst.Call, cst.Attribute, cst.Name, cst.Subscript)) for v in returns):
-                out.returning.add(fn.name.value)  # not a literal, a comparison or a string
-            held = [dotted(v) for v in returns]
-            if returns and all(h and h.split(".")[0] not in assigned and "." in h for h in held):
-                out.returns_held[fn.name.value] = list(dict.fromkeys(held))  # ``return yolo.model``
-                return
-            callees: list[str] = []
-            for value in returns:
-                found = _callees_of(value, assigned)
-                if not found:
-                    return
-                callees += found
-            if callees:
-                out.returns[fn.name.value] = list(dict.fromkeys(callees))
-
-    wrapper.visit(Visitor())
+    Visitor().visit(tree)
     return out
 
 
-def _bound_names(target) -> set[str]:
-    import libcst as cst
+def _read_returns(fn: ast.FunctionDef | ast.AsyncFunctionDef, out: FileScan) -> None:
+    """The callees a module-level function's return values come from, or nothing."""
+    assigned: dict[str, list] = {}
+    returns: list = []
+    _collect(fn, assigned, returns)
+    if any(isinstance(v, (ast.Call, ast.Attribute, ast.Name, ast.Subscript)) for v in returns):
+        out.returning.add(fn.name)  # not a literal, a comparison or a string
+    held = [dotted(v) for v in returns]
+    if returns and all(h and h.split(".")[0] not in assigned and "." in h for h in held):
+        out.returns_held[fn.name] = list(dict.fromkeys(held))  # ``return yolo.model``
+        return
+    callees: list[str] = []
+    for value in returns:
+        found = _callees_of(value, assigned)
+        if not found:
+            return
+        callees += found
+    if callees:
+        out.returns[fn.name] = list(dict.fromkeys(callees))
 
-    if isinstance(target, cst.Name):
-        return {target.value}
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return {n for el in target.elements for n in _bound_names(el.value)}
+
+def _bound_names(target: ast.AST) -> set[str]:
+    if isinstance(target, ast.Name):
+        return {target.id}
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return {n for el in target.elts for n in _bound_names(el.value if isinstance(el, ast.Starred) else el)}
     return set()
 
 
-def _collect(node, assigned: dict[str, list], returns: list) -> None:
+def _collect(node: ast.AST, assigned: dict[str, list], returns: list) -> None:
     """Return values and ``name = value`` assignments of one function body (not nested ones)."""
-    import libcst as cst
-
-    for child in node.children:
-        if isinstance(child, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             continue
-        if isinstance(child, cst.Return):
+        if isinstance(child, ast.Return):
             returns.append(child.value)
-        elif isinstance(child, cst.Assign):
+        elif isinstance(child, ast.Assign):
             for t in child.targets:
-                if isinstance(t.target, cst.Name):
-                    assigned.setdefault(t.target.value, []).append(child.value)
-        elif isinstance(child, cst.AnnAssign) and isinstance(child.target, cst.Name) and child.value is not None:
-            assigned.setdefault(child.target.value, []).append(child.value)
+                if isinstance(t, ast.Name):
+                    assigned.setdefault(t.id, []).append(child.value)
+        elif isinstance(child, ast.AnnAssign) and isinstance(child.target, ast.Name) and child.value is not None:
+            assigned.setdefault(child.target.id, []).append(child.value)
         _collect(child, assigned, returns)
 
 
-def _callees_of(value, assigned: dict[str, list], depth: int = 0) -> list[str]:
+def _callees_of(value: ast.AST | None, assigned: dict[str, list], depth: int = 0) -> list[str]:
     """The constructor or factory a returned expression comes from: ``Net(...)``,
     ``Net(...).to(device)``, or a local name assigned from one of those."""
-    import libcst as cst
-
     if value is None or depth > 4:
         return []
-    while (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
-           and value.func.attr.value in _SAME_MODEL_METHODS and isinstance(value.func.value, (cst.Call, cst.Name))):
+    while (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+           and value.func.attr in _SAME_MODEL_METHODS and isinstance(value.func.value, (ast.Call, ast.Name))):
         value = value.func.value
-    if isinstance(value, cst.Call):
+    if isinstance(value, ast.Call):
         callee = dotted(value.func)
         return [callee] if callee else []
-    if isinstance(value, cst.Name) and value.value in assigned:
+    if isinstance(value, ast.Name) and value.id in assigned:
         found: list[str] = []
-        for v in assigned[value.value]:
+        for v in assigned[value.id]:
             got = _callees_of(v, assigned, depth + 1)
             if not got:
                 return []
@@ -239,7 +277,7 @@ def _scan_cached(path: str, mtime_ns: int, size: int) -> FileScan | None:
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
         return scan_source(text)
-    except Exception:  # noqa: BLE001 - a file libcst cannot parse: nothing read from it
+    except Exception:  # noqa: BLE001 - a file Python cannot parse: nothing read from it
         return None
 
 
@@ -255,9 +293,6 @@ def scan_file(path: str | Path) -> FileScan | None:
 def find_calls(path: str | Path, name: str) -> list[Call]:
     """Every call of ``name`` (``Name(...)`` or ``x.Name(...)``) in a file, with its arguments
     as written, literal or not. A cheap text check comes first: most files never mention it."""
-    import libcst as cst
-    from libcst.metadata import MetadataWrapper, PositionProvider
-
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -265,20 +300,11 @@ def find_calls(path: str | Path, name: str) -> list[Call]:
     if f"{name}(" not in text:
         return []
     try:
-        module = cst.parse_module(text)
-    except Exception:  # noqa: BLE001 - unparsable: no calls read
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # unparsable: no calls read
         return []
-    found: list[Call] = []
-
-    class Visitor(cst.CSTVisitor):
-        METADATA_DEPENDENCIES = (PositionProvider,)
-
-        def visit_Call(self, node) -> None:
-            callee = dotted(node.func)
-            if callee and callee.split(".")[-1] == name:
-                text = " ".join(module.code_for_node(node).split())
-                literal = all(a.star == "" and _literal(module.code_for_node(a.value)) for a in node.args)
-                found.append(Call(callee, text, self.get_metadata(PositionProvider, node).start.line, literal))
-
-    MetadataWrapper(module).visit(Visitor())
-    return found
+    source = _Text(text)
+    calls = sorted((node for node in ast.walk(tree) if isinstance(node, ast.Call)),
+                   key=lambda node: (node.lineno, node.col_offset))  # in the order they are written
+    return [Call(callee, source.of(node), node.lineno, _literal_arguments(node))
+            for node in calls for callee in [dotted(node.func)] if callee and callee.split(".")[-1] == name]
