@@ -21,10 +21,21 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import libcst as cst
-import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 INIT_METHOD = "_gradlint_init"
+
+
+def _find_all(node: cst.CSTNode, kind: type) -> list[Any]:
+    """Every node of type ``kind`` in ``node``'s tree, itself included, in source order (what
+    ``libcst.matchers.findall`` gives for a bare type, without importing matchers: 0.15 s)."""
+    found, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, kind):
+            found.append(n)
+        stack.extend(reversed(n.children))
+    return found
 
 
 def note_for(title: str, attenuation: float | None, verdict: str | None) -> str:
@@ -361,8 +372,8 @@ class _Bindings(cst.CSTVisitor):
         self._names(node.target)
 
     def _names(self, target: cst.BaseExpression) -> None:
-        for n in m.findall(target, m.Name()):
-            self.bound.add(n.value)  # type: ignore[union-attr]
+        for n in _find_all(target, cst.Name):
+            self.bound.add(n.value)
 
 
 def _first_param(fn: cst.FunctionDef) -> str | None:
@@ -435,8 +446,8 @@ def _is_docstring(stmt: cst.BaseStatement) -> bool:
 
 
 def _loop_residual(fn: cst.FunctionDef, path: str, cls: str, attr: str) -> cst.FunctionDef:
-    loops = [loop for loop in m.findall(fn, m.For())
-             if any(_dotted(a) == f"self.{attr}" for a in m.findall(loop.iter, m.Attribute()))]  # type: ignore[union-attr]
+    loops = [loop for loop in _find_all(fn, cst.For)
+             if any(_dotted(a) == f"self.{attr}" for a in _find_all(loop.iter, cst.Attribute))]
     if len(loops) != 1:
         raise CannotRewrite(f"{path}: {cls}.forward does not iterate over self.{attr} in one `for` loop; write "
                             f"`x = x + layer(x)` in the loop over self.{attr} by hand")
@@ -448,7 +459,7 @@ def _loop_residual(fn: cst.FunctionDef, path: str, cls: str, attr: str) -> cst.F
     for s in stmts:
         assign = s.body[0]
         name = assign.targets[0].target.value  # type: ignore[union-attr]
-        if any(n.value == name for n in m.findall(assign.value, m.Name())):  # type: ignore[union-attr]
+        if any(n.value == name for n in _find_all(assign.value, cst.Name)):
             updates.append((s, assign, name))
     if len(updates) != 1:
         raise CannotRewrite(f"{path}: the loop over self.{attr} in {cls}.forward does not update its tensor in one "
@@ -556,7 +567,7 @@ def _init_method(module: cst.Module, name: str, change: dict, nn: str, comment: 
         body.insert(at, new_ctor)
     else:
         if not _calls_init_method(ctor):
-            if any(isinstance(r, cst.Return) for r in m.findall(ctor, m.Return())):
+            if any(isinstance(r, cst.Return) for r in _find_all(ctor, cst.Return)):
                 raise CannotRewrite(f"{path}: {name}.__init__ returns early; call self.{INIT_METHOD}() at its end by hand")
             call = cst.parse_statement(f"self.{INIT_METHOD}()\n")
             ctor_body = list(ctor.body.body) + [call]
@@ -566,7 +577,7 @@ def _init_method(module: cst.Module, name: str, change: dict, nn: str, comment: 
 
 
 def _calls_init_method(fn: cst.FunctionDef) -> bool:
-    return any(_dotted(c.func) == f"self.{INIT_METHOD}" for c in m.findall(fn, m.Call()))  # type: ignore[union-attr]
+    return any(_dotted(c.func) == f"self.{INIT_METHOD}" for c in _find_all(fn, cst.Call))
 
 
 def _init_wrapper(module: cst.Module, name: str, change: dict, nn: str, comment: str, path: str) -> cst.Module:

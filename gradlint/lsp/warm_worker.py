@@ -38,8 +38,9 @@ def main() -> None:
     from ..report import formats
 
     prepare_workers(dynamo=True)
-    formats.names()  # the renderers, and with the next import the CLI: each request imports neither
+    formats.names()  # the renderers, and with the next imports the CLI and the fixes' codemods
     from .. import cli  # noqa: F401
+    from ..fix import apply  # noqa: F401 - libcst: every model with a fix checks its edit (cli's annotate)
     _send(out, {"ready": True, "seconds": round(time.monotonic() - t0, 3)})
     Server(out).serve()
 
