@@ -89,9 +89,14 @@ class Grad:
     # (add node, k): this gradient's ones-component is k times the one of the gradient at that add's
     # output, coherently (a residual branch phi(W x) whose mask follows W's row sums: dense.py)
     echo: tuple[int, float] | None = None
+    # energy of a component that is the same in every branch's gate of a selective-kernel attention
+    # (SKNet, ResNeSt: y = sum_r a_r * x_r with a = softmax over r): each gate's gradient sums
+    # g * x_r over the positions it scales, and the part from the branches' shared mean is one
+    # value for all r, which the softmax across r removes (merge.py sets it, attention.py drops it)
+    common: float = 0.0
 
     def scaled(self, k: float) -> "Grad":
-        return Grad(self.g * k, self.rho, self.centered, self.ones * k)
+        return Grad(self.g * k, self.rho, self.centered, self.ones * k, common=self.common * k)
 
     def like(self, g: float, rho: float | None = None) -> "Grad":
         """Another gradient with this one's structure (a linear map applied per position)."""
@@ -108,4 +113,4 @@ def merge_grads(grads: list[Grad]) -> Grad | None:
     if total <= 0:
         return Grad(0.0, 0.0)
     return Grad(total, sum(x.g * x.rho for x in grads) / total, sum(x.g * x.centered for x in grads) / total,
-                min(sum(x.ones for x in grads), total))
+                min(sum(x.ones for x in grads), total), common=min(sum(x.common for x in grads), total))

@@ -201,8 +201,10 @@ def softmax(node, ins, ctx) -> Step:
     out = Signal(sa2 / d, 1.0 / d, 1.0 / (d * d), 1.0 / (d * d)).clean()
     gain = sa2 / d
     n = len(node.inputs)
-    return Step(out, lambda grad: [Grad(grad.g * gain, grad.rho)] + [Grad(0.0)] * (n - 1), cause="softmax",
-                lipschitz=[0.5] + [0.0] * (n - 1))
+    # a component of the gradient that is the same in every entry along the softmax's dim (a
+    # selective-kernel attention's branch gates: Grad.common) is in the Jacobian's null space
+    return Step(out, lambda grad: [Grad(max(grad.g - grad.common, 0.0) * gain, grad.rho)] + [Grad(0.0)] * (n - 1),
+                cause="softmax", lipschitz=[0.5] + [0.0] * (n - 1))
 
 
 @handles(g.SOFTMAX, "log_softmax")

@@ -231,17 +231,71 @@ def _mul_tensors(node, ins, ctx, div: bool) -> Step:
     shared = (a.c + a.s) * (b.c + b.s) - a.c * b.c
     out = Signal(a.m * b.m, a.mu * b.mu, a.c * b.c, a.p * b.p, shared).clean()
 
-    def reduced(g_out: Grad, other: Signal, n_self: int) -> float:
-        """Gradient into a broadcast operand: summed over the R entries it was repeated to."""
+    branch_gate = [_branch_gate(node, ctx, i) for i in (0, 1)]
+
+    def reduced(g_out: Grad, other: Signal, n_self: int, gate: bool) -> Grad:
+        """Gradient into a broadcast operand: summed over the R entries it was repeated to. The
+        coherent part from the other operand's mean is the same for every branch's gate of a
+        selective-kernel attention (``Grad.common``)."""
         r = max(out_n // max(n_self, 1), 1)
         coh = other.p / other.m if other.m > 0 else 0.0
-        return g_out.g * other.m * (1.0 + (r - 1) * g_out.rho * coh)
+        total = g_out.g * other.m * (1.0 + (r - 1) * g_out.rho * coh)
+        common = g_out.g * (r - 1) * g_out.rho * min(other.mu * other.mu, other.p) if gate else 0.0
+        return Grad(total, g_out.rho, common=min(common, total))
 
     def backward(grad: Grad) -> list[Grad]:
-        return [Grad(reduced(grad, b, na), grad.rho), Grad(reduced(grad, a, nb), grad.rho)] + [Grad(0.0)] * extra
+        return [reduced(grad, b, na, branch_gate[0]), reduced(grad, a, nb, branch_gate[1])] + [Grad(0.0)] * extra
 
     return Step(out, backward, cause="gating", lipschitz=[math.sqrt(b.m), math.sqrt(a.m)] + [0.0] * extra,
                 bound_is_estimate=True)
+
+
+def _branch_gate(node, ctx, i: int) -> bool:
+    """Whether input ``i`` of the product ``node`` is a broadcast gate whose product is summed with
+    another product gated by the same tensor: ``sum(a_r * x_r)`` with every ``a_r`` a view of one
+    softmax over branches (SKNet, ResNeSt's split attention)."""
+    if numel(ctx.in_shape(node, i)) >= numel(node.out_shape):
+        return False
+    gate = node.inputs[i]
+    if _summed_over_gate_axis(node, ctx, i):
+        return True
+    top, seen = node, 0
+    while seen < 16:  # up the chain of additions (sum() of a list adds one term at a time)
+        adds = [ctx.graph[j] for j, _ in ctx.readers(top.id) if ctx.graph[j].kind == g.ADD]
+        if len(adds) != 1 or len(ctx.readers(top.id)) != 1:
+            break
+        top, seen = adds[0], seen + 1
+    if top is node:
+        return False
+    stack, terms = [top], []
+    while stack and len(terms) < 64:  # down again: every term of that sum
+        n = stack.pop()
+        for j in n.inputs:
+            (stack if ctx.graph[j].kind == g.ADD else terms).append(ctx.graph[j])
+    return any(t.id != node.id and t.kind == g.MUL and gate != t.id and _shares_gate(t, gate, ctx) for t in terms)
+
+
+def _summed_over_gate_axis(node, ctx, i: int) -> bool:
+    """``(x * a).sum(dim)`` with the branches stacked along ``dim`` and ``a`` spanning it (timm's
+    SelectiveKernel: x (B, paths, C, H, W), a (B, paths, C, 1, 1))."""
+    readers = ctx.readers(node.id)
+    if len(readers) != 1:
+        return False
+    red = ctx.graph[readers[0][0]]
+    so, sr, sg = tuple(node.out_shape or ()), tuple(red.out_shape or ()), tuple(ctx.in_shape(node, i) or ())
+    if red.kind != g.POOL or red.op not in ("sum", "mean") or len(sg) != len(so) or not so:
+        return False
+    for axis in range(len(so)):
+        rest = so[:axis] + so[axis + 1:]
+        if (sr == rest or sr == so[:axis] + (1,) + so[axis + 1:]) and so[axis] > 1 and sg[axis] == so[axis]:
+            return True
+    return False
+
+
+def _shares_gate(mul, gate: int, ctx) -> bool:
+    """The product reads a view of ``gate``'s tensor (the capture aliases views away, so a split
+    of one softmax gives each product the same input node)."""
+    return gate in mul.inputs
 
 
 @handles(g.CONCAT)
