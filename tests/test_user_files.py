@@ -459,3 +459,24 @@ def test_the_files_own_config_instance_is_used_over_the_class_defaults(tmp_path)
     default = analyzed(analyze_path(FILES / "config_dataclass.py"))
     assert list(found) == ["GPT(config)"]
     assert len(found["GPT(config)"].layers) == len(default["GPT(GPTConfig())"].layers) - 4
+
+
+def test_importing_a_model_file_writes_no_bytecode_into_the_repository(tmp_path):
+    """Python writes __pycache__ next to every module it imports; gradlint's import of the user's
+    file and of the helpers it imports must not (a pre-commit hook would fail on the new files)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "helpers.py").write_text("import torch.nn as nn\n\n\ndef block():\n    return nn.Linear(8, 8)\n")
+    (tmp_path / "net.py").write_text(
+        "import torch.nn as nn\nfrom helpers import block\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.a = block()\n        self.b = nn.Linear(8, 2)\n\n"
+        "    def forward(self, x):\n        return self.b(self.a(x).relu())\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["GRADLINT_NO_CACHE"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "gradlint", "net.py"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 model analyzed" in proc.stdout
+    assert not list(tmp_path.rglob("__pycache__")), sorted(map(str, tmp_path.rglob("*")))

@@ -149,7 +149,7 @@ def import_user_file(path: str) -> tuple[types.ModuleType, list[str], list[str]]
     if repo is not None:
         folders.append(str(repo))
     try:
-        with search_path(folders) as added, running_as_script(file):
+        with search_path(folders) as added, running_as_script(file), _no_bytecode():
             module = _import_in_package(pkg[1]) if pkg is not None else _import_path(file)
     except BaseException as e:
         partial = getattr(e, "gradlint_module", None)
@@ -164,6 +164,18 @@ def import_user_file(path: str) -> tuple[types.ModuleType, list[str], list[str]]
             project.add(str(Path(f).resolve()))
     project |= referenced_project_files(module)
     return module, sorted(project), added
+
+
+@contextlib.contextmanager
+def _no_bytecode() -> Iterator[None]:
+    """Import without writing ``__pycache__`` into the user's repository: gradlint writes nothing
+    there but its cache (a pre-commit hook would see the new files as changes made by the hook)."""
+    before = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = before
 
 
 _counter = 0
