@@ -259,20 +259,20 @@ def _branch_gate(node, ctx, i: int) -> bool:
     gate = node.inputs[i]
     if _summed_over_gate_axis(node, ctx, i):
         return True
-    top, seen = node, 0
-    while seen < 16:  # up the chain of additions (sum() of a list adds one term at a time)
-        adds = [ctx.graph[j] for j, _ in ctx.readers(top.id) if ctx.graph[j].kind == g.ADD]
-        if len(adds) != 1 or len(ctx.readers(top.id)) != 1:
+    top = node
+    for _ in range(16):  # up the chain of additions (sum() of a list adds one term at a time)
+        readers = ctx.readers(top.id)
+        if len(readers) != 1 or ctx.graph[readers[0][0]].kind != g.ADD:
             break
-        top, seen = adds[0], seen + 1
+        top = ctx.graph[readers[0][0]]
     if top is node:
         return False
     stack, terms = [top], []
     while stack and len(terms) < 64:  # down again: every term of that sum
-        n = stack.pop()
-        for j in n.inputs:
+        for j in stack.pop().inputs:
             (stack if ctx.graph[j].kind == g.ADD else terms).append(ctx.graph[j])
-    return any(t.id != node.id and t.kind == g.MUL and gate != t.id and _shares_gate(t, gate, ctx) for t in terms)
+    # the capture aliases views away: every split of one softmax is the same input node
+    return any(t.id != node.id and t.kind == g.MUL and gate in t.inputs for t in terms)
 
 
 def _summed_over_gate_axis(node, ctx, i: int) -> bool:
@@ -290,12 +290,6 @@ def _summed_over_gate_axis(node, ctx, i: int) -> bool:
         if (sr == rest or sr == so[:axis] + (1,) + so[axis + 1:]) and so[axis] > 1 and sg[axis] == so[axis]:
             return True
     return False
-
-
-def _shares_gate(mul, gate: int, ctx) -> bool:
-    """The product reads a view of ``gate``'s tensor (the capture aliases views away, so a split
-    of one softmax gives each product the same input node)."""
-    return gate in mul.inputs
 
 
 @handles(g.CONCAT)
