@@ -480,3 +480,12 @@ def test_importing_a_model_file_writes_no_bytecode_into_the_repository(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 model analyzed" in proc.stdout
     assert not list(tmp_path.rglob("__pycache__")), sorted(map(str, tmp_path.rglob("*")))
+
+
+def test_the_source_scan_keeps_the_parser_s_line_numbers():
+    """A form feed (old code puts one between sections) or a \\u2028 in a comment is a line break
+    to str.splitlines but not to Python: the calls' text and lines must still be the written ones."""
+    from gradlint.load.source_scan import scan_source
+
+    calls = scan_source("x = 1\x0c\n# a \u2028 b\r\ny = Net(1,\r 2)  # two lines\nz = Net(3)\n").calls
+    assert [(c.text, c.line) for c in calls] == [("Net(1, 2)", 3), ("Net(3)", 5)]

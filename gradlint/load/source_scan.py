@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import functools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,9 +85,10 @@ class _Text:
     per-call split of the whole text); still valid Python on that one line."""
 
     def __init__(self, text: str) -> None:
-        self.lines = text.splitlines(keepends=True)
+        # the byte offset of each line, split where the parser splits (\n, \r\n, \r): str.splitlines
+        # also splits at form feeds and \u2028, and the line numbers would drift
         self.starts = [0]
-        for line in self.lines:
+        for line in re.split(r"(?<=\n)|(?<=\r)(?!\n)", text):
             self.starts.append(self.starts[-1] + len(line.encode("utf-8")))
         self.data = text.encode("utf-8")
 
