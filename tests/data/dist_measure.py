@@ -67,4 +67,5 @@ if __name__ == "__main__":
     result["fsdp2"] = record(gradlint.measure(model, x[rows]))
     with open(f"{out}.{rank}.json", "w") as f:
         json.dump(result, f)
+    dist.barrier()  # as gradlint's own stop(): a rank tearing gloo down before its peer is done aborts
     dist.destroy_process_group()
