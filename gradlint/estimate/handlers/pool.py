@@ -89,7 +89,7 @@ def _reduction(node, ctx) -> tuple[int, bool]:
     features = len(si) >= 2 and si[:-1] == so[: len(si) - 1] and (len(so) == len(si) - 1 or so[-1:] == (1,))
     if len(si) >= 4 and si[:2] == so[:2]:
         features = False
-    if len(si) >= 4 and so in (si[:1] + si[2:], si[:1] + (1,) + si[2:]):
+    if len(si) >= 4 and node.attrs.get("dim") in (1, 1 - len(si)):
         features = True  # dim 1 of a feature map: channels, or branches stacked on it (timm's SelectiveKernel)
     return big_k, not features
 
