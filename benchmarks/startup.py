@@ -57,7 +57,8 @@ def pairs(runs: int, checkouts: dict[str, Path]) -> dict[str, list[tuple[float, 
     torch_cmd = [sys.executable, "-c", "import torch"]
     lint = {name: [sys.executable, "-P", "-m", "gradlint", MODEL, "--no-cache"] for name in checkouts}
     for name, checkout in checkouts.items():  # not measured: writes the bytecode caches, fills the page cache
-        _timed(torch_cmd, _env()), _timed(lint[name], _env(checkout))
+        _timed(torch_cmd, _env())
+        _timed(lint[name], _env(checkout))
     for i in range(runs):
         for name, checkout in checkouts.items():
             lint_cmd = lint[name]  # -P: PYTHONPATH picks the checkout

@@ -12,6 +12,7 @@ user's ``torch.compile``) has imported it. It fills the cache slot torch's own w
 
 from __future__ import annotations
 
+import functools
 import gc
 import sys
 import types
@@ -37,6 +38,7 @@ class _UntilDynamoLoads:
         return real(*args, **kwargs)
 
 
+@functools.cache
 def _wrapper_code() -> Any:
     """The code object of torch's ``_disable_dynamo`` wrapper, or None on a torch whose wrapper
     looks different."""
